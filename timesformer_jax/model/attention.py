@@ -1,0 +1,184 @@
+"""Multi-head self-attention and the five space-time attention schemes of TimeSformer.
+
+Every scheme is a sequence of *stages*. A stage regroups the token grid `(B, T, H, W, D)` (T frames, an H x W
+patch grid) into independent groups `(B * G, L, D)`, runs self-attention inside each group, and ungroups. Schemes
+differ only in how they group tokens, so adding a scheme means adding one entry to `SCHEMES`.
+
+Reading of the paper (Bertasius et al. 2021, Section 3 and Table 1) and of the official code:
+
+* `space_only` (S): attention among the patches of one frame. The official model runs the whole network per
+  frame, each frame with its own cls token, and averages over frames before the final norm; the model does that
+  by folding frames into the batch, so the scheme is one spatial stage over a single-frame grid.
+* `joint_space_time` (ST): one stage over all T*H*W patches plus the cls token.
+* `divided_space_time` (T+S): a temporal stage (each patch location attends over the T frames; own LayerNorm
+  `temporal_norm1`, attention `temporal_attn` and output projection `temporal_fc`, no cls token), then a
+  spatial stage (each frame's H*W patches plus a copy of the cls token; the per-frame cls outputs are averaged).
+* `sparse_local_global` (L+G): "first computes a local attention by considering the neighboring F x H/2 x W/2
+  patches and then calculates a sparse global attention over the entire clip using a stride of 2 patches along
+  the temporal dimension and also the two spatial dimensions". We read the local neighbourhood as the four
+  non-overlapping H/2 x W/2 spatial windows, each spanning all F frames (`local_*` parameters, like the temporal
+  stage of T+S), and the sparse global attention as strided (dilated) groups: tokens whose (t, h, w) share the
+  same parities form one group of T/2 * H/2 * W/2 tokens spread over the whole clip, plus a copy of the cls
+  token per group (averaged, as T+S does per frame). A window holds every parity class, so after one block
+  every token has a path to every other one, as in the Sparse Transformer the paper cites. Requires even T, H, W.
+  Table 1 gives L+G the parameter count of T+S (121.4M): two attention sets, as here.
+* `axial` (T+W+H): attention along time (`temporal_*`), then width (`width_*`: each row of a frame), then
+  height (each column of a frame, with the cls token, using the ViT attention `norm1`/`attn`). Three attention
+  sets, matching Table 1's 156.3M.
+
+The stage that carries the cls token always uses the ViT names `norm1`/`attn`, so ImageNet ViT weights map onto
+it directly; every other stage has `<name>_norm1`, `<name>_attn` and `<name>_fc` as the official temporal
+stage does.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import einops
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = jnp.dtype
+
+dense_init = nn.initializers.truncated_normal(stddev=0.02)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over groups of tokens, parameters laid out per head.
+
+    x: (G, L, D) -> (G, L, D). `qkv` kernel is (D, 3, heads, head_dim) and `proj` kernel (heads, head_dim, D):
+    the official fused `qkv` Linear reshaped, so heads can be sharded on their own mesh axis.
+    """
+
+    num_heads: int
+    qkv_bias: bool = True
+    dropout_rate: float = 0.0
+    attention_dropout_rate: float = 0.0
+    attention_impl: str | None = None  # jax.nn.dot_product_attention implementation: None, "xla", "cudnn"
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, deterministic: bool = True, capture_weights: bool = False) -> jax.Array:
+        width = x.shape[-1]
+        if width % self.num_heads:
+            raise ValueError(f"expected width divisible by num_heads={self.num_heads}, got width {width}")
+        head_dim = width // self.num_heads
+        qkv = nn.DenseGeneral(
+            (3, self.num_heads, head_dim),
+            use_bias=self.qkv_bias,
+            kernel_init=nn.with_logical_partitioning(dense_init, ("embed", None, "heads", "kv")),
+            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, (None, "heads", "kv")),
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="qkv",
+        )(x)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (G, L, heads, head_dim)
+        use_dropout = self.attention_dropout_rate > 0.0 and not deterministic
+        if capture_weights or use_dropout:
+            # Explicit softmax: the fused kernel returns no weights and has no attention dropout.
+            logits = jnp.einsum("gqhd,gkhd->ghqk", q, k) / jnp.sqrt(head_dim).astype(q.dtype)
+            weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+            if capture_weights:
+                self.sow("intermediates", "attention_weights", weights)
+            weights = nn.Dropout(self.attention_dropout_rate)(weights, deterministic=deterministic)
+            out = jnp.einsum("ghqk,gkhd->gqhd", weights.astype(v.dtype), v)
+        else:
+            out = jax.nn.dot_product_attention(q, k, v, implementation=self.attention_impl)
+        y = nn.DenseGeneral(
+            width,
+            axis=(-2, -1),
+            kernel_init=nn.with_logical_partitioning(dense_init, ("heads", "kv", "embed")),
+            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="proj",
+        )(out)
+        return nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)
+
+
+@dataclasses.dataclass(frozen=True)
+class Grouping:
+    """A regrouping of the token grid into independent attention groups, written as an einops pattern.
+
+    `pattern` maps `b t h w d` (possibly split as `(t s)`, `(h i)`, `(w j)` or `(i h)`, `(j w)`) to
+    `(b ...) L d`; the batch is outermost in the group axis, so group index = b * G + g. `splits` gives the
+    factor named `s` (frames), `i` (height) and `j` (width) where the pattern uses them.
+    """
+
+    pattern: str
+    splits: tuple[tuple[str, int], ...] = ()
+
+    def check(self, grid_shape: tuple[int, ...]) -> None:
+        _, t, h, w, _ = grid_shape
+        sizes = {"s": t, "i": h, "j": w}
+        for name, factor in self.splits:
+            if sizes[name] % factor:
+                axis = {"s": "frame count", "i": "patch-grid height", "j": "patch-grid width"}[name]
+                raise ValueError(
+                    f"attention grouping '{self.pattern}' needs a {axis} divisible by {factor}; "
+                    f"got a token grid (B, T, H, W, D) = {tuple(grid_shape)}"
+                )
+
+    def split(self, grid: jax.Array) -> jax.Array:
+        """grid: (B, T, H, W, D) -> groups (B * G, L, D)."""
+        return einops.rearrange(grid, self.pattern, **dict(self.splits))
+
+    def merge(self, groups: jax.Array, grid_shape: tuple[int, ...]) -> jax.Array:
+        """groups: (B * G, L, D) -> grid (B, T, H, W, D)."""
+        b, t, h, w, _ = grid_shape
+        factors = dict(self.splits)
+        lengths = {
+            "b": b,
+            "t": t // factors.get("s", 1),
+            "h": h // factors.get("i", 1),
+            "w": w // factors.get("j", 1),
+            **factors,
+        }
+        src, dst = self.pattern.split("->")
+        used = set(re.findall(r"[a-z]+", src))
+        return einops.rearrange(groups, f"{dst} -> {src}", **{k: v for k, v in lengths.items() if k in used})
+
+
+TIME = Grouping("b t h w d -> (b h w) t d")
+SPACE = Grouping("b t h w d -> (b t) (h w) d")
+JOINT = Grouping("b t h w d -> b (h w t) d")
+LOCAL_WINDOWS = Grouping("b t (i h) (j w) d -> (b i j) (t h w) d", (("i", 2), ("j", 2)))
+STRIDED_GLOBAL = Grouping("b (t s) (h i) (w j) d -> (b s i j) (t h w) d", (("s", 2), ("i", 2), ("j", 2)))
+WIDTH = Grouping("b t h w d -> (b t h) w d")
+HEIGHT = Grouping("b t h w d -> (b t w) h d")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One attention step of a block: a grouping, and whether it carries the cls token.
+
+    The cls-carrying stage uses the ViT parameter names (`norm1`, `attn`) and no output projection after the
+    residual branch; any other stage is named `<name>_norm1`, `<name>_attn`, `<name>_fc`.
+    """
+
+    name: str
+    grouping: Grouping
+    with_cls: bool
+
+
+SCHEMES: dict[str, tuple[Stage, ...]] = {
+    "divided_space_time": (Stage("temporal", TIME, False), Stage("spatial", SPACE, True)),
+    "joint_space_time": (Stage("joint", JOINT, True),),
+    "space_only": (Stage("spatial", SPACE, True),),
+    "sparse_local_global": (Stage("local", LOCAL_WINDOWS, False), Stage("global", STRIDED_GLOBAL, True)),
+    "axial": (Stage("temporal", TIME, False), Stage("width", WIDTH, False), Stage("height", HEIGHT, True)),
+}
+
+ATTENTION_TYPES = tuple(SCHEMES)
+
+# Tokens each patch query attends to per block, for a clip of T frames on an H x W grid (N = H * W).
+TOKENS_ATTENDED = {
+    "space_only": "N + 1",
+    "joint_space_time": "T*N + 1",
+    "divided_space_time": "T + (N + 1)",
+    "sparse_local_global": "T*N/4 + (T*N/8 + 1)",
+    "axial": "T + W + (H + 1)",
+}

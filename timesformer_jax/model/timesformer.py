@@ -1,0 +1,314 @@
+"""TimeSformer in Flax Linen: patch embedding, space-time blocks, classifier.
+
+Reading order: `DropPath`, `Mlp`, `Block` (composes the attention stages of a scheme, see `attention.py`),
+`TimeSformer`. Module and parameter names follow the official checkpoint (`patch_embed`, `cls_token`,
+`pos_embed`, `time_embed`, `blocks_{i}/{norm1, attn, temporal_norm1, temporal_attn, temporal_fc, norm2, mlp}`,
+`norm`, `head`), so converting a checkpoint is a rename plus a transpose.
+
+Internally the patch tokens are a grid `(B, T, H, W, D)` and the cls token is `(B, D)`; the official flat
+sequence `(B, 1 + H*W*T, D)` orders tokens space-major/time-minor, which only matters for conversion of the
+position embedding (row-major over the patch grid) and is handled there.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from timesformer_jax.model.attention import ATTENTION_TYPES, SCHEMES, Attention, Stage, dense_init
+from timesformer_jax.model.embeddings import resize_pos_embed, resize_time_embed
+
+Dtype = Any
+
+GRID_AXES = ("batch", None, None, None, "act_embed")  # (B, T, H, W, D): shard the batch only, so
+GROUP_AXES = ("batch", None, "act_embed")  # regrouping for attention never reshards frames or patches.
+CLS_AXES = ("batch", "act_embed")
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch per example. x: (B, ...)."""
+
+    rate: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+        if deterministic or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = jax.random.bernoulli(self.make_rng("dropout"), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
+        return jnp.where(mask, x / keep, jnp.zeros_like(x))
+
+
+class Mlp(nn.Module):
+    """fc1 -> exact GELU -> dropout -> fc2 -> dropout. x: (..., D) -> (..., D)."""
+
+    mlp_dim: int
+    dropout_rate: float = 0.0
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
+        width = x.shape[-1]
+        x = nn.Dense(
+            self.mlp_dim,
+            kernel_init=nn.with_logical_partitioning(dense_init, ("embed", "mlp")),
+            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)),
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="fc1",
+        )(x)
+        x = nn.gelu(x, approximate=False)
+        x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+        x = nn.Dense(
+            width,
+            kernel_init=nn.with_logical_partitioning(dense_init, ("mlp", "embed")),
+            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="fc2",
+        )(x)
+        return nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+
+
+def _layer_norm(name: str, eps: float, dtype: Dtype, param_dtype: Dtype) -> nn.LayerNorm:
+    return nn.LayerNorm(
+        epsilon=eps,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+        name=name,
+    )
+
+
+class Block(nn.Module):
+    """One TimeSformer block: the scheme's attention stages in order, then the MLP.
+
+    cls: (B, D), grid: (B, T, H, W, D) -> the same shapes. A stage without the cls token adds
+    `<name>_fc(drop_path(<name>_attn(<name>_norm1(x))))` to the patch tokens (the official temporal branch).
+    The cls-carrying stage appends a copy of cls to every group, adds `drop_path(attn(norm1(x)))` to the patch
+    tokens and the group-mean of the cls outputs to cls (the official per-frame cls averaging).
+    """
+
+    attention_type: str
+    num_heads: int
+    mlp_dim: int
+    qkv_bias: bool = True
+    layer_norm_eps: float = 1e-6
+    dropout_rate: float = 0.0
+    attention_dropout_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    attention_impl: str | None = None
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    def _norm(self, name: str) -> nn.LayerNorm:
+        return _layer_norm(name, self.layer_norm_eps, self.dtype, self.param_dtype)
+
+    def _attention(self, name: str) -> Attention:
+        return Attention(
+            num_heads=self.num_heads,
+            qkv_bias=self.qkv_bias,
+            dropout_rate=self.dropout_rate,
+            attention_dropout_rate=self.attention_dropout_rate,
+            attention_impl=self.attention_impl,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name=name,
+        )
+
+    def _stage(self, stage: Stage, cls, grid, drop_path, deterministic, capture_attention):
+        batch, width = grid.shape[0], grid.shape[-1]
+        groups = nn.with_logical_constraint(stage.grouping.split(grid), GROUP_AXES)
+        num_groups = groups.shape[0] // batch
+        if not stage.with_cls:
+            y = self._attention(f"{stage.name}_attn")(
+                self._norm(f"{stage.name}_norm1")(groups), deterministic, capture_attention
+            )
+            y = drop_path(stage.grouping.merge(y, grid.shape), deterministic)
+            y = nn.Dense(
+                width,
+                kernel_init=nn.with_logical_partitioning(nn.initializers.zeros, (None, "embed")),
+                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                name=f"{stage.name}_fc",
+            )(y)
+            return cls, grid + y
+        cls_copies = jnp.broadcast_to(cls[:, None, None], (batch, num_groups, 1, width))
+        groups = jnp.concatenate([cls_copies.reshape(batch * num_groups, 1, width), groups], axis=1)
+        y = self._attention("attn")(self._norm("norm1")(groups), deterministic, capture_attention)
+        cls_delta = y[:, 0].reshape(batch, num_groups, width).mean(axis=1)
+        patch_delta = stage.grouping.merge(y[:, 1:], grid.shape)
+        return cls + drop_path(cls_delta, deterministic), grid + drop_path(patch_delta, deterministic)
+
+    @nn.compact
+    def __call__(self, cls: jax.Array, grid: jax.Array, deterministic: bool = True, capture_attention: bool = False):
+        drop_path = DropPath(self.drop_path_rate)
+        for stage in SCHEMES[self.attention_type]:
+            stage.grouping.check(grid.shape)
+            cls, grid = self._stage(stage, cls, grid, drop_path, deterministic, capture_attention)
+            grid = nn.with_logical_constraint(grid, GRID_AXES)
+        norm2, mlp = self._norm("norm2"), Mlp(self.mlp_dim, self.dropout_rate, self.dtype, self.param_dtype, name="mlp")
+        # The MLP is per token: apply it to the cls token and the grid separately instead of concatenating.
+        cls = cls + drop_path(mlp(norm2(cls), deterministic), deterministic)
+        grid = grid + drop_path(mlp(norm2(grid), deterministic), deterministic)
+        cls = nn.with_logical_constraint(cls, CLS_AXES)
+        grid = nn.with_logical_constraint(grid, GRID_AXES)
+        self.sow("intermediates", "cls", cls)
+        self.sow("intermediates", "tokens", grid)
+        return cls, grid
+
+
+class TimeSformer(nn.Module):
+    """TimeSformer video classifier.
+
+    video: (B, T, H, W, C) float, channels last, already normalised -> logits (B, num_classes) float32
+    (or pre-logit features (B, hidden_size) when num_classes == 0).
+
+    H and W must be divisible by `patch_size`. A clip with another patch grid or frame count than
+    `image_size`/`num_frames` gets nearest-resized position/time embeddings as the official forward does,
+    unless `resize_embeddings=False`, which makes that an error. With `model.apply(..., mutable="intermediates")`
+    each block sows its output (`blocks_{i}/cls` (B, D), `blocks_{i}/tokens` (B, T, H/p, W/p, D)) and the model
+    sows `pre_logits`; `capture_attention=True` also sows every attention's weights (G, heads, L, L).
+    """
+
+    num_classes: int = 400
+    attention_type: str = "divided_space_time"
+    image_size: int | tuple[int, int] = 224
+    num_frames: int = 8
+    patch_size: int = 16
+    in_channels: int = 3
+    hidden_size: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_dim: int = 3072
+    qkv_bias: bool = True
+    layer_norm_eps: float = 1e-6
+    dropout_rate: float = 0.0
+    attention_dropout_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    resize_embeddings: bool = True
+    remat: bool = False
+    attention_impl: str | None = None
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @property
+    def config_grid(self) -> tuple[int, int]:
+        """The patch grid (rows, cols) the position embedding was made for."""
+        h, w = (self.image_size, self.image_size) if isinstance(self.image_size, int) else tuple(self.image_size)
+        return h // self.patch_size, w // self.patch_size
+
+    def check_video(self, shape: tuple[int, ...]) -> None:
+        """Raise ValueError naming the expected and received shape when `shape` cannot be a clip for this model."""
+        p, c = self.patch_size, self.in_channels
+        expected = f"expected video (B, T, H, W, C) with C={c} and H, W divisible by patch size {p}"
+        if len(shape) != 5:
+            raise ValueError(f"{expected}; got rank {len(shape)} array of shape {tuple(shape)}")
+        _, t, h, w, ch = shape
+        if ch != c:
+            raise ValueError(f"{expected}; got C={ch} in shape {tuple(shape)} (channels must be last)")
+        if h % p or w % p or h == 0 or w == 0:
+            raise ValueError(f"{expected}; got H={h}, W={w} in shape {tuple(shape)}")
+        if t < 1:
+            raise ValueError(f"{expected} and T >= 1; got shape {tuple(shape)}")
+        if not self.resize_embeddings:
+            uses_time = self.attention_type != "space_only"
+            if (uses_time and t != self.num_frames) or (h // p, w // p) != self.config_grid:
+                grid_h, grid_w = self.config_grid
+                frames = f"T={self.num_frames}" if uses_time else "any T"
+                raise ValueError(
+                    f"expected video (B, {frames}, {grid_h * p}, {grid_w * p}, {c}) because resize_embeddings=False; "
+                    f"got {tuple(shape)}"
+                )
+
+    @nn.compact
+    def __call__(self, video: jax.Array, *, train: bool = False, capture_attention: bool = False) -> jax.Array:
+        if self.attention_type not in SCHEMES:
+            raise ValueError(f"unknown attention_type {self.attention_type!r}; expected one of {ATTENTION_TYPES}")
+        self.check_video(video.shape)
+        deterministic = not train
+        batch, frames = video.shape[:2]
+        x = jnp.asarray(video, self.dtype)
+        x = nn.Conv(
+            self.hidden_size,
+            kernel_size=(self.patch_size, self.patch_size),
+            strides=(self.patch_size, self.patch_size),
+            padding="VALID",
+            kernel_init=nn.with_logical_partitioning(dense_init, (None, None, None, "embed")),
+            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="patch_embed",
+        )(x.reshape((batch * frames,) + x.shape[2:]))
+        grid_h, grid_w, width = x.shape[1:]
+        grid = x.reshape(batch, frames, grid_h, grid_w, width)
+
+        cls_token = self.param(
+            "cls_token", nn.with_logical_partitioning(dense_init, (None, None, "embed")), (1, 1, width), self.param_dtype
+        )
+        cfg_h, cfg_w = self.config_grid
+        pos_embed = self.param(
+            "pos_embed",
+            nn.with_logical_partitioning(dense_init, (None, "tokens", "embed")),
+            (1, 1 + cfg_h * cfg_w, width),
+            self.param_dtype,
+        )
+        pos_embed = resize_pos_embed(pos_embed, (cfg_h, cfg_w), (grid_h, grid_w)).astype(self.dtype)
+        cls = jnp.broadcast_to(cls_token[0].astype(self.dtype) + pos_embed[0, :1], (batch, width))
+        grid = grid + pos_embed[0, 1:].reshape(1, 1, grid_h, grid_w, width)
+        grid = nn.Dropout(self.dropout_rate)(grid, deterministic=deterministic)
+        if self.attention_type == "space_only":
+            # Each frame is its own image with its own cls token; frames are averaged after the blocks.
+            grid = grid.reshape(batch * frames, 1, grid_h, grid_w, width)
+            cls = jnp.repeat(cls, frames, axis=0)
+        else:
+            time_embed = self.param(
+                "time_embed",
+                nn.with_logical_partitioning(nn.initializers.zeros, (None, "frames", "embed")),
+                (1, self.num_frames, width),
+                self.param_dtype,
+            )
+            time_embed = resize_time_embed(time_embed, frames).astype(self.dtype)
+            grid = grid + time_embed[0][None, :, None, None, :]
+            grid = nn.Dropout(self.dropout_rate)(grid, deterministic=deterministic)
+        grid = nn.with_logical_constraint(grid, GRID_AXES)
+
+        block_cls = nn.remat(Block, static_argnums=(3, 4)) if self.remat else Block
+        rates = np.linspace(0.0, self.drop_path_rate, self.depth)
+        for i in range(self.depth):
+            cls, grid = block_cls(
+                attention_type=self.attention_type,
+                num_heads=self.num_heads,
+                mlp_dim=self.mlp_dim,
+                qkv_bias=self.qkv_bias,
+                layer_norm_eps=self.layer_norm_eps,
+                dropout_rate=self.dropout_rate,
+                attention_dropout_rate=self.attention_dropout_rate,
+                drop_path_rate=float(rates[i]),
+                attention_impl=self.attention_impl,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                name=f"blocks_{i}",
+            )(cls, grid, deterministic, capture_attention)
+
+        if self.attention_type == "space_only":
+            cls = cls.reshape(batch, frames, width).mean(axis=1)
+        features = _layer_norm("norm", self.layer_norm_eps, self.dtype, self.param_dtype)(cls)
+        self.sow("intermediates", "pre_logits", features)
+        if self.num_classes == 0:
+            return features.astype(jnp.float32)
+        logits = nn.Dense(
+            self.num_classes,
+            kernel_init=nn.with_logical_partitioning(dense_init, ("embed", "classes")),
+            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("classes",)),
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="head",
+        )(features)
+        return logits.astype(jnp.float32)
