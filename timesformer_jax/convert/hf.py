@@ -1,0 +1,93 @@
+"""Hugging Face `TimesformerModel` / `TimesformerForVideoClassification` checkpoints (`save_pretrained` dirs).
+
+Weights are read from `model.safetensors` (or its sharded index, or a `pytorch_model.bin`) with NumPy, renamed
+to the official TimeSformer names, and mapped by `official.state_to_params`. `config.json` supplies what no
+tensor holds: the head count, LayerNorm epsilon and the attention type.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from timesformer_jax.convert.torch_pickle import load_torch_file
+
+# HF module path inside a layer -> official module path inside a block.
+_LAYER_NAMES = {
+    "layernorm_before": "norm1",
+    "attention.attention.qkv": "attn.qkv",
+    "attention.output.dense": "attn.proj",
+    "temporal_layernorm": "temporal_norm1",
+    "temporal_attention.attention.qkv": "temporal_attn.qkv",
+    "temporal_attention.output.dense": "temporal_attn.proj",
+    "temporal_dense": "temporal_fc",
+    "layernorm_after": "norm2",
+    "intermediate.dense": "mlp.fc1",
+    "output.dense": "mlp.fc2",
+}
+_TOP_NAMES = {
+    "embeddings.cls_token": "cls_token",
+    "embeddings.position_embeddings": "pos_embed",
+    "embeddings.time_embeddings": "time_embed",
+}
+_TOP_PREFIXES = {
+    "embeddings.patch_embeddings.projection.": "patch_embed.proj.",
+    "layernorm.": "norm.",
+    "classifier.": "head.",
+}
+
+
+def is_hf_checkpoint(path: Path) -> bool:
+    config = path / "config.json"
+    return path.is_dir() and config.is_file() and json.loads(config.read_text()).get("model_type") == "timesformer"
+
+
+def hf_key_to_official(key: str) -> str:
+    """E.g. 'timesformer.encoder.layer.3.temporal_dense.weight' -> 'blocks.3.temporal_fc.weight'.
+    Keys with no official counterpart are returned unchanged (and reported as unexpected later)."""
+    key = key.removeprefix("timesformer.")
+    if key in _TOP_NAMES:
+        return _TOP_NAMES[key]
+    for prefix, official in _TOP_PREFIXES.items():
+        if key.startswith(prefix):
+            return official + key[len(prefix) :]
+    m = re.fullmatch(r"encoder\.layer\.(\d+)\.(.+)\.(weight|bias)", key)
+    if m and m.group(2) in _LAYER_NAMES:
+        return f"blocks.{m.group(1)}.{_LAYER_NAMES[m.group(2)]}.{m.group(3)}"
+    return key
+
+
+def read_hf_weights(path: Path) -> dict[str, np.ndarray]:
+    """All tensors of a `save_pretrained` directory, by their HF names."""
+    single, index, torch_bin = path / "model.safetensors", path / "model.safetensors.index.json", path / "pytorch_model.bin"
+    try:
+        if single.is_file():
+            return dict(load_file(str(single)))
+        if index.is_file():
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            return {k: v for shard in shards for k, v in load_file(str(path / shard)).items()}
+    except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
+        raise ValueError(f"cannot read safetensors weights in {path}: {type(e).__name__}: {e}") from e
+    if torch_bin.is_file():
+        return load_torch_file(torch_bin)
+    raise ValueError(f"{path} has a config.json but no model.safetensors, shard index or pytorch_model.bin")
+
+
+def read_hf_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """(official-named state dict, TimeSformer fields from config.json) for an HF checkpoint directory."""
+    config = json.loads((path / "config.json").read_text())
+    if config.get("hidden_act", "gelu") != "gelu":
+        raise ValueError(f"{path}: hidden_act={config['hidden_act']!r} is not supported; TimeSformer uses exact 'gelu'")
+    state = {hf_key_to_official(k): v for k, v in read_hf_weights(path).items()}
+    fields = dict(
+        num_heads=config.get("num_attention_heads"),
+        layer_norm_eps=config.get("layer_norm_eps", 1e-6),
+        attention_type=config.get("attention_type", "divided_space_time"),
+        qkv_bias=config.get("qkv_bias", True),
+    )
+    if "num_frames" in config:
+        fields["num_frames"] = config["num_frames"]
+    return state, {k: v for k, v in fields.items() if v is not None}
