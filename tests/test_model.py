@@ -1,0 +1,127 @@
+"""Model behaviour: input checks, intermediates, dtypes, remat, dropout, sharding annotations, embedding resize."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from timesformer_jax.model import ATTENTION_TYPES, create_model
+from timesformer_jax.model.embeddings import nearest_source_indices
+
+TINY_CLIP = (2, 4, 32, 32, 3)
+
+
+def init(model, shape=TINY_CLIP, seed=0):
+    video = jax.random.normal(jax.random.key(seed + 1), shape)
+    return model.init(jax.random.key(seed), video), video
+
+
+@pytest.mark.parametrize(
+    "shape, expected_text",
+    [
+        ((4, 32, 32, 3), "got rank 4"),
+        ((2, 4, 32, 32, 1), "got C=1"),
+        ((2, 4, 3, 32, 32), "got C=32"),
+        ((2, 4, 30, 32, 3), "got H=30, W=32"),
+    ],
+)
+def test_bad_video_shapes_name_expected_and_received(shape, expected_text):
+    model = create_model("timesformer_tiny")
+    variables, _ = init(model)
+    with pytest.raises(ValueError, match="expected video \\(B, T, H, W, C\\)") as err:
+        model.apply(variables, jnp.zeros(shape))
+    assert expected_text in str(err.value) and str(shape) in str(err.value)
+
+
+def test_frame_count_fixed_without_resizing():
+    model = create_model("timesformer_tiny", resize_embeddings=False)
+    variables, _ = init(model)
+    model.apply(variables, jnp.zeros(TINY_CLIP))
+    for bad in [(2, 8, 32, 32, 3), (2, 4, 64, 64, 3)]:
+        with pytest.raises(ValueError, match=r"expected video \(B, T=4, 32, 32, 3\).*got \(2, (8, 32|4, 64)"):
+            model.apply(variables, jnp.zeros(bad))
+
+
+def test_sparse_local_global_rejects_odd_grids():
+    model = create_model("timesformer_tiny", attention_type="sparse_local_global")
+    variables, _ = init(model)
+    with pytest.raises(ValueError, match=r"frame count divisible by 2.*\(B, T, H, W, D\) = \(1, 3, 4, 4, 64\)"):
+        model.apply(variables, jnp.zeros((1, 3, 32, 32, 3)))
+    with pytest.raises(ValueError, match=r"height divisible by 2.*\(1, 4, 5, 5, 64\)"):
+        model.apply(variables, jnp.zeros((1, 4, 40, 40, 3)))
+
+
+@pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
+def test_intermediates_and_attention_weights(attention_type):
+    model = create_model("timesformer_tiny", attention_type=attention_type)
+    variables, video = init(model)
+    logits = model.apply(variables, video)
+    logits_w, state = model.apply(variables, video, capture_attention=True, mutable="intermediates")
+    # The explicit-softmax path used to capture weights computes the same function as the fused kernel.
+    np.testing.assert_allclose(logits_w, logits, rtol=1e-5, atol=1e-5)
+    inter = state["intermediates"]
+    last = inter[f"blocks_{model.depth - 1}"]
+    frames = 1 if attention_type == "space_only" else 4
+    batch = 2 * 4 if attention_type == "space_only" else 2
+    assert last["tokens"][0].shape == (batch, frames, 4, 4, 64)
+    # Features are the final norm of the last block's cls output (frame-averaged for space-only).
+    pre_logits = inter["pre_logits"][0]
+    head = variables["params"]["head"]
+    np.testing.assert_allclose(pre_logits @ nn.unbox(head["kernel"]) + nn.unbox(head["bias"]), logits, atol=1e-5)
+    weights = [w for path, w in jax.tree_util.tree_leaves_with_path(inter) if "attention_weights" in jax.tree_util.keystr(path)]
+    assert weights and all(w.ndim == 4 and w.shape[-1] == w.shape[-2] for w in weights)
+    for w in weights:
+        np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
+
+
+def test_bf16_compute_keeps_fp32_params():
+    fp32 = create_model("timesformer_tiny")
+    bf16 = create_model("timesformer_tiny", dtype=jnp.bfloat16)
+    variables, video = init(bf16)
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(nn.unbox(variables["params"])))
+    out16, out32 = bf16.apply(variables, video), fp32.apply(variables, video)
+    assert out16.dtype == jnp.float32
+    assert 0 < float(jnp.max(jnp.abs(out16 - out32))) < 0.05 * float(jnp.max(jnp.abs(out32)))
+
+
+def test_remat_is_the_same_function():
+    variables, video = init(create_model("timesformer_tiny"))
+    plain = create_model("timesformer_tiny").apply(variables, video)
+    remat = create_model("timesformer_tiny", remat=True)
+    np.testing.assert_allclose(remat.apply(variables, video), plain, rtol=1e-6, atol=1e-6)
+    grads = jax.grad(lambda p: remat.apply({"params": p}, video).sum())(variables["params"])
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+def test_dropout_and_drop_path_only_in_training():
+    model = create_model("timesformer_tiny", dropout_rate=0.1, attention_dropout_rate=0.1, drop_path_rate=0.5)
+    variables, video = init(model)
+    eval_a, eval_b = model.apply(variables, video), model.apply(variables, video)
+    np.testing.assert_array_equal(eval_a, eval_b)
+    train = [model.apply(variables, video, train=True, rngs={"dropout": jax.random.key(i)}) for i in range(2)]
+    assert not np.allclose(train[0], eval_a) and not np.allclose(train[0], train[1])
+    plain = create_model("timesformer_tiny")
+    np.testing.assert_allclose(
+        plain.apply(variables, video, train=True, rngs={"dropout": jax.random.key(0)}), plain.apply(variables, video)
+    )
+
+
+@pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
+def test_every_param_has_logical_axis_names(attention_type):
+    model = create_model("timesformer_tiny", attention_type=attention_type)
+    abstract = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros(TINY_CLIP))
+    specs = nn.get_partition_spec(abstract)["params"]
+    boxed = jax.tree.leaves(abstract["params"], is_leaf=lambda x: isinstance(x, nn.Partitioned))
+    assert all(isinstance(b, nn.Partitioned) and len(b.names) == b.value.ndim for b in boxed)
+    names = {n for spec in jax.tree.leaves(specs, is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec)) for n in spec}
+    assert {"embed", "mlp", "heads", "kv", "classes"} <= names
+
+
+@pytest.mark.parametrize("n_in, n_out", [(4, 6), (14, 21), (14, 28), (8, 96), (8, 16), (7, 3), (3, 7), (16, 8), (5, 5)])
+def test_nearest_indices_match_torch(n_in, n_out):
+    source = torch.arange(n_in, dtype=torch.float32).reshape(1, 1, n_in)
+    expected = F.interpolate(source, size=n_out, mode="nearest").reshape(-1).long().numpy()
+    np.testing.assert_array_equal(nearest_source_indices(n_in, n_out), expected)
+    np.testing.assert_array_equal(expected, np.minimum(np.arange(n_out) * n_in // n_out, n_in - 1))
