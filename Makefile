@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 tests
 
 demo: $(STAMP)
-	$(PY) tools/summarize.py --config configs/model.py:timesformer_base
+	$(PY) tools/summarize.py --config configs/model.py:timesformer_small --all_schemes --batch_size 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,51 @@
+"""Summarise a TimeSformer config: parameters, tokens attended per scheme, and one timed forward pass.
+
+    python tools/summarize.py --config configs/model.py:timesformer_base
+    python tools/summarize.py --config configs/model.py:timesformer_tiny,axial --batch_size 4 --all_schemes
+"""
+import time
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+from ml_collections import config_flags
+
+from timesformer_jax.model import ATTENTION_TYPES, TOKENS_ATTENDED, TimeSformer
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Model config file (configs/model.py:<preset>).")
+_BATCH = flags.DEFINE_integer("batch_size", 1, "Clips in the timed forward pass.")
+_ALL = flags.DEFINE_bool("all_schemes", False, "Summarise every attention scheme, not only the config's.")
+flags.mark_flags_as_required(["config"])
+
+
+def summarize(fields: dict, batch_size: int) -> str:
+    model = TimeSformer(**fields)
+    h, w = model.config_grid
+    shape = (batch_size, model.num_frames, h * model.patch_size, w * model.patch_size, model.in_channels)
+    abstract = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct(shape, jnp.float32))
+    num_params = sum(x.size for x in jax.tree.leaves(abstract["params"]))
+    variables = model.init(jax.random.key(0), jnp.zeros(shape))
+    forward = jax.jit(model.apply)
+    video = jax.random.normal(jax.random.key(1), shape)
+    forward(variables, video).block_until_ready()  # compile
+    start = time.perf_counter()
+    forward(variables, video).block_until_ready()
+    seconds = time.perf_counter() - start
+    tokens = TOKENS_ATTENDED[model.attention_type]
+    return (
+        f"{model.attention_type:<20} params {num_params:>13,}  grid T={model.num_frames} H={h} W={w}  "
+        f"tokens/query {tokens:<22} forward {seconds * 1e3:8.1f} ms for {shape} on {jax.devices()[0].platform}"
+    )
+
+
+def main(argv):
+    del argv
+    fields = _CONFIG.value.to_dict()
+    fields["dtype"] = jnp.dtype(fields.get("dtype", "float32"))
+    schemes = ATTENTION_TYPES if _ALL.value else (fields["attention_type"],)
+    for scheme in schemes:
+        print(summarize({**fields, "attention_type": scheme}, _BATCH.value), flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
