@@ -42,7 +42,31 @@ import jax.numpy as jnp
 
 Dtype = jnp.dtype
 
-dense_init = nn.initializers.truncated_normal(stddev=0.02)
+dense_init = nn.initializers.truncated_normal(stddev=0.02)  # the official init of every Linear
+
+
+def logical_dense(
+    features,
+    kernel_axes: tuple,
+    bias_axes: tuple,
+    name: str,
+    dtype: Dtype,
+    param_dtype: Dtype,
+    axis=-1,
+    use_bias: bool = True,
+    kernel_init=dense_init,
+) -> nn.DenseGeneral:
+    """A dense layer whose kernel and (zero-initialised) bias carry logical axis names for sharding."""
+    return nn.DenseGeneral(
+        features,
+        axis=axis,
+        use_bias=use_bias,
+        kernel_init=nn.with_logical_partitioning(kernel_init, kernel_axes),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, bias_axes),
+        dtype=dtype,
+        param_dtype=param_dtype,
+        name=name,
+    )
 
 
 class Attention(nn.Module):
@@ -66,14 +90,14 @@ class Attention(nn.Module):
         if width % self.num_heads:
             raise ValueError(f"expected width divisible by num_heads={self.num_heads}, got width {width}")
         head_dim = width // self.num_heads
-        qkv = nn.DenseGeneral(
+        qkv = logical_dense(
             (3, self.num_heads, head_dim),
+            ("embed", None, "heads", "kv"),
+            (None, "heads", "kv"),
+            "qkv",
+            self.dtype,
+            self.param_dtype,
             use_bias=self.qkv_bias,
-            kernel_init=nn.with_logical_partitioning(dense_init, ("embed", None, "heads", "kv")),
-            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, (None, "heads", "kv")),
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            name="qkv",
         )(x)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (G, L, heads, head_dim)
         use_dropout = self.attention_dropout_rate > 0.0 and not deterministic
@@ -87,14 +111,8 @@ class Attention(nn.Module):
             out = jnp.einsum("ghqk,gkhd->gqhd", weights.astype(v.dtype), v)
         else:
             out = jax.nn.dot_product_attention(q, k, v, implementation=self.attention_impl)
-        y = nn.DenseGeneral(
-            width,
-            axis=(-2, -1),
-            kernel_init=nn.with_logical_partitioning(dense_init, ("heads", "kv", "embed")),
-            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            name="proj",
+        y = logical_dense(
+            width, ("heads", "kv", "embed"), ("embed",), "proj", self.dtype, self.param_dtype, axis=(-2, -1)
         )(out)
         return nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)
 

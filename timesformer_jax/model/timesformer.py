@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from timesformer_jax.model.attention import ATTENTION_TYPES, SCHEMES, Attention, Stage, dense_init
+from timesformer_jax.model.attention import ATTENTION_TYPES, SCHEMES, Attention, Stage, dense_init, logical_dense
 from timesformer_jax.model.embeddings import resize_pos_embed, resize_time_embed
 
 Dtype = Any
@@ -53,24 +53,10 @@ class Mlp(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
         width = x.shape[-1]
-        x = nn.Dense(
-            self.mlp_dim,
-            kernel_init=nn.with_logical_partitioning(dense_init, ("embed", "mlp")),
-            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("mlp",)),
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            name="fc1",
-        )(x)
+        x = logical_dense(self.mlp_dim, ("embed", "mlp"), ("mlp",), "fc1", self.dtype, self.param_dtype)(x)
         x = nn.gelu(x, approximate=False)
         x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
-        x = nn.Dense(
-            width,
-            kernel_init=nn.with_logical_partitioning(dense_init, ("mlp", "embed")),
-            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            name="fc2",
-        )(x)
+        x = logical_dense(width, ("mlp", "embed"), ("embed",), "fc2", self.dtype, self.param_dtype)(x)
         return nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
 
 
@@ -130,14 +116,11 @@ class Block(nn.Module):
                 self._norm(f"{stage.name}_norm1")(groups), deterministic, capture_attention
             )
             y = drop_path(stage.grouping.merge(y, grid.shape), deterministic)
-            y = nn.Dense(
-                width,
-                kernel_init=nn.with_logical_partitioning(nn.initializers.zeros, (None, "embed")),
-                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
-                dtype=self.dtype,
-                param_dtype=self.param_dtype,
-                name=f"{stage.name}_fc",
-            )(y)
+            fc = logical_dense(
+                width, (None, "embed"), ("embed",), f"{stage.name}_fc", self.dtype, self.param_dtype,
+                kernel_init=nn.initializers.zeros,
+            )
+            y = fc(y)
             return cls, grid + y
         cls_copies = jnp.broadcast_to(cls[:, None, None], (batch, num_groups, 1, width))
         groups = jnp.concatenate([cls_copies.reshape(batch * num_groups, 1, width), groups], axis=1)
@@ -303,12 +286,6 @@ class TimeSformer(nn.Module):
         self.sow("intermediates", "pre_logits", features)
         if self.num_classes == 0:
             return features.astype(jnp.float32)
-        logits = nn.Dense(
-            self.num_classes,
-            kernel_init=nn.with_logical_partitioning(dense_init, ("embed", "classes")),
-            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("classes",)),
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            name="head",
-        )(features)
+        head = logical_dense(self.num_classes, ("embed", "classes"), ("classes",), "head", self.dtype, self.param_dtype)
+        logits = head(features)
         return logits.astype(jnp.float32)
