@@ -103,3 +103,26 @@ def test_forward_resizes_embeddings_like_torch_nearest(tmp_path, attention_type)
     err = relative_error(model(video), official_logits(reference, video))
     print(f"{attention_type}: resized-embedding relative error {err:.2e}")
     assert err <= TOLERANCE
+
+
+def test_hf_base_model_without_head_gives_features(tmp_path):
+    # TimesformerModel (no classifier) -> num_classes=0, features = the final norm of the cls token.
+    hf = randomised_hf_model("divided_space_time", seed=7).timesformer
+    hf.save_pretrained(tmp_path)
+    model = timesformer_jax.load_pretrained(tmp_path)
+    assert model.module.num_classes == 0
+    video = random_clip(seed=8)
+    with torch.no_grad():
+        reference = hf(torch.from_numpy(video.transpose(0, 1, 4, 2, 3).copy())).last_hidden_state[:, 0].numpy()
+    assert relative_error(model(video), reference) <= TOLERANCE
+
+
+def test_official_state_dict_as_safetensors(tmp_path):
+    from safetensors.torch import save_file
+
+    hf = randomised_hf_model("joint_space_time", seed=9)
+    path = tmp_path / "timesformer.safetensors"
+    save_file({k.removeprefix("model."): v.contiguous() for k, v in official_state_dict(hf).items()}, path)
+    model = timesformer_jax.load_pretrained(path, num_heads=SMALL_CONFIG["num_attention_heads"])
+    video = random_clip(seed=10)
+    assert relative_error(model(video), official_logits(hf, video)) <= TOLERANCE

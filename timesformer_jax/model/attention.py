@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Callable
 
 import einops
 import flax.linen as nn
@@ -45,28 +46,43 @@ Dtype = jnp.dtype
 dense_init = nn.initializers.truncated_normal(stddev=0.02)  # the official init of every Linear
 
 
-def logical_dense(
-    features,
-    kernel_axes: tuple,
-    bias_axes: tuple,
-    name: str,
-    dtype: Dtype,
-    param_dtype: Dtype,
-    axis=-1,
-    use_bias: bool = True,
-    kernel_init=dense_init,
-) -> nn.DenseGeneral:
-    """A dense layer whose kernel and (zero-initialised) bias carry logical axis names for sharding."""
-    return nn.DenseGeneral(
-        features,
-        axis=axis,
-        use_bias=use_bias,
-        kernel_init=nn.with_logical_partitioning(kernel_init, kernel_axes),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, bias_axes),
-        dtype=dtype,
-        param_dtype=param_dtype,
-        name=name,
-    )
+class LogicalDense(nn.Module):
+    """y = x . kernel + bias, contracting the last `num_in` axes of x; kernel (in..., features...).
+
+    Parameters are created at their final rank with logical axis names. (Flax's `DenseGeneral` initialises a
+    flattened 2-D kernel and reshapes it, which breaks rank-4 logical names under a mesh.)
+    """
+
+    features: int | tuple[int, ...]
+    kernel_axes: tuple
+    bias_axes: tuple
+    num_in: int = 1
+    use_bias: bool = True
+    kernel_init: Callable = dense_init
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        features = (self.features,) if isinstance(self.features, int) else tuple(self.features)
+        kernel = self.param(
+            "kernel",
+            nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
+            tuple(x.shape[-self.num_in :]) + features,
+            self.param_dtype,
+        )
+        y = jnp.tensordot(x.astype(self.dtype), kernel.astype(self.dtype), axes=self.num_in)
+        if self.use_bias:
+            bias = self.param(
+                "bias", nn.with_logical_partitioning(nn.initializers.zeros, self.bias_axes), features, self.param_dtype
+            )
+            y = y + bias.astype(self.dtype)
+        return y
+
+
+def logical_dense(features, kernel_axes, bias_axes, name, dtype, param_dtype, **kwargs) -> LogicalDense:
+    """Shorthand for `LogicalDense` with the model's dtypes."""
+    return LogicalDense(features, kernel_axes, bias_axes, dtype=dtype, param_dtype=param_dtype, name=name, **kwargs)
 
 
 class Attention(nn.Module):
@@ -112,7 +128,7 @@ class Attention(nn.Module):
         else:
             out = jax.nn.dot_product_attention(q, k, v, implementation=self.attention_impl)
         y = logical_dense(
-            width, ("heads", "kv", "embed"), ("embed",), "proj", self.dtype, self.param_dtype, axis=(-2, -1)
+            width, ("heads", "kv", "embed"), ("embed",), "proj", self.dtype, self.param_dtype, num_in=2
         )(out)
         return nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)
 
