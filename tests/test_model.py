@@ -125,3 +125,19 @@ def test_nearest_indices_match_torch(n_in, n_out):
     expected = F.interpolate(source, size=n_out, mode="nearest").reshape(-1).long().numpy()
     np.testing.assert_array_equal(nearest_source_indices(n_in, n_out), expected)
     np.testing.assert_array_equal(expected, np.minimum(np.arange(n_out) * n_in // n_out, n_in - 1))
+
+
+def test_drop_path_drops_cls_and_patches_of_a_clip_together():
+    # Joint attention has two residual branches; an example whose cls token is untouched by both must have
+    # untouched patch tokens too, and the other way round.
+    from timesformer_jax.model import Block
+
+    block = Block(attention_type="joint_space_time", num_heads=2, mlp_dim=32, drop_path_rate=0.5)
+    cls = jax.random.normal(jax.random.key(0), (64, 16))
+    grid = jax.random.normal(jax.random.key(1), (64, 2, 2, 2, 16))
+    variables = block.init(jax.random.key(2), cls, grid)
+    out_cls, out_grid = block.apply(variables, cls, grid, False, rngs={"dropout": jax.random.key(3)})
+    cls_kept = np.asarray(jnp.all(out_cls == cls, axis=-1))
+    grid_kept = np.asarray(jnp.all((out_grid == grid).reshape(64, -1), axis=-1))
+    assert 0 < cls_kept.sum() < 64
+    np.testing.assert_array_equal(cls_kept, grid_kept)

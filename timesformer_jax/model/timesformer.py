@@ -29,17 +29,26 @@ CLS_AXES = ("batch", "act_embed")
 
 
 class DropPath(nn.Module):
-    """Stochastic depth: drop the whole residual branch per example. x: (B, ...)."""
+    """Stochastic depth: drop a whole residual branch per example.
+
+    branch: an array or a tuple of arrays, each (B, ...). One keep/drop draw per example is shared by all of
+    them, so the cls token and the patch tokens of a clip are dropped together, as in the official flat sequence.
+    """
 
     rate: float
 
     @nn.compact
-    def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    def __call__(self, branch, deterministic: bool):
         if deterministic or self.rate == 0.0:
-            return x
+            return branch
         keep = 1.0 - self.rate
-        mask = jax.random.bernoulli(self.make_rng("dropout"), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
-        return jnp.where(mask, x / keep, jnp.zeros_like(x))
+        batch = jax.tree.leaves(branch)[0].shape[0]
+        mask = jax.random.bernoulli(self.make_rng("dropout"), keep, (batch,))
+
+        def apply(x):
+            return jnp.where(mask.reshape((batch,) + (1,) * (x.ndim - 1)), x / keep, jnp.zeros_like(x))
+
+        return jax.tree.map(apply, branch)
 
 
 class Mlp(nn.Module):
@@ -127,7 +136,8 @@ class Block(nn.Module):
         y = self._attention("attn")(self._norm("norm1")(groups), deterministic, capture_attention)
         cls_delta = y[:, 0].reshape(batch, num_groups, width).mean(axis=1)
         patch_delta = stage.grouping.merge(y[:, 1:], grid.shape)
-        return cls + drop_path(cls_delta, deterministic), grid + drop_path(patch_delta, deterministic)
+        cls_delta, patch_delta = drop_path((cls_delta, patch_delta), deterministic)
+        return cls + cls_delta, grid + patch_delta
 
     @nn.compact
     def __call__(self, cls: jax.Array, grid: jax.Array, deterministic: bool = True, capture_attention: bool = False):
@@ -138,8 +148,8 @@ class Block(nn.Module):
             grid = nn.with_logical_constraint(grid, GRID_AXES)
         norm2, mlp = self._norm("norm2"), Mlp(self.mlp_dim, self.dropout_rate, self.dtype, self.param_dtype, name="mlp")
         # The MLP is per token: apply it to the cls token and the grid separately instead of concatenating.
-        cls = cls + drop_path(mlp(norm2(cls), deterministic), deterministic)
-        grid = grid + drop_path(mlp(norm2(grid), deterministic), deterministic)
+        cls_delta, grid_delta = drop_path((mlp(norm2(cls), deterministic), mlp(norm2(grid), deterministic)), deterministic)
+        cls, grid = cls + cls_delta, grid + grid_delta
         cls = nn.with_logical_constraint(cls, CLS_AXES)
         grid = nn.with_logical_constraint(grid, GRID_AXES)
         self.sow("intermediates", "cls", cls)
