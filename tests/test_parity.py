@@ -11,6 +11,7 @@ from torch_reference import (
     official_state_dict,
     randomised_hf_model,
     relative_error,
+    to_pixel_values,
 )
 
 SCHEMES = ["divided_space_time", "joint_space_time", "space_only"]
@@ -39,7 +40,7 @@ def test_hf_space_only_classifies_each_frame():
     hf = randomised_hf_model("space_only")
     video = random_clip()
     with torch.no_grad():
-        logits = hf(torch.from_numpy(video.transpose(0, 1, 4, 2, 3).copy())).logits
+        logits = hf(to_pixel_values(video)).logits
     assert logits.shape == (video.shape[0] * video.shape[1], SMALL_CONFIG["num_labels"])
 
 
@@ -113,7 +114,7 @@ def test_hf_base_model_without_head_gives_features(tmp_path):
     assert model.module.num_classes == 0
     video = random_clip(seed=8)
     with torch.no_grad():
-        reference = hf(torch.from_numpy(video.transpose(0, 1, 4, 2, 3).copy())).last_hidden_state[:, 0].numpy()
+        reference = hf(to_pixel_values(video)).last_hidden_state[:, 0].numpy()
     assert relative_error(model(video), reference) <= TOLERANCE
 
 

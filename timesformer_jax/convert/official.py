@@ -56,7 +56,9 @@ def infer_config(state: Mapping[str, np.ndarray], num_heads: int | None = None) 
         if key not in state:
             raise ValueError(f"not a TimeSformer state dict: no '{key}' among keys {sorted(state)[:12]} ...")
     width = state["cls_token"].shape[-1]
-    out_ch, in_ch, patch, patch_w = state["patch_embed.proj.weight"].shape
+    _, in_ch, patch, patch_w = state["patch_embed.proj.weight"].shape
+    if patch != patch_w:
+        raise ValueError(f"patch_embed.proj.weight has a {patch}x{patch_w} patch; only square patches are supported")
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))}
     if not blocks:
         raise ValueError("not a TimeSformer state dict: no 'blocks.N.*' tensors")
@@ -143,8 +145,10 @@ def _to_flax(path: tuple[str, ...], tensor: np.ndarray, shape: tuple[int, ...]) 
 def abstract_params(module: TimeSformer) -> dict:
     """Shapes/dtypes of `module`'s parameters, without allocating them."""
     h, w = module.config_grid
-    video = jax.ShapeDtypeStruct((1, module.num_frames, h * module.patch_size, w * module.patch_size, module.in_channels), jnp.float32)
-    variables = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros(video.shape, video.dtype)))
+    video = jax.ShapeDtypeStruct(
+        (1, module.num_frames, h * module.patch_size, w * module.patch_size, module.in_channels), jnp.float32
+    )
+    variables = jax.eval_shape(module.init, jax.random.key(0), video)
     return nn.unbox(variables["params"])
 
 
