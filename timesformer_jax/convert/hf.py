@@ -60,17 +60,22 @@ def hf_key_to_official(key: str) -> str:
     return key
 
 
+def load_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """All tensors of one `.safetensors` file; ValueError for a truncated or corrupt file."""
+    try:
+        return dict(load_file(str(path)))
+    except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
+        raise ValueError(f"cannot read safetensors file {path}: {type(e).__name__}: {e}") from e
+
+
 def read_hf_weights(path: Path) -> dict[str, np.ndarray]:
     """All tensors of a `save_pretrained` directory, by their HF names."""
     single, index, torch_bin = path / "model.safetensors", path / "model.safetensors.index.json", path / "pytorch_model.bin"
-    try:
-        if single.is_file():
-            return dict(load_file(str(single)))
-        if index.is_file():
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-            return {k: v for shard in shards for k, v in load_file(str(path / shard)).items()}
-    except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
-        raise ValueError(f"cannot read safetensors weights in {path}: {type(e).__name__}: {e}") from e
+    if single.is_file():
+        return load_safetensors(single)
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return {k: v for shard in shards for k, v in load_safetensors(path / shard).items()}
     if torch_bin.is_file():
         return load_torch_file(torch_bin)
     raise ValueError(f"{path} has a config.json but no model.safetensors, shard index or pytorch_model.bin")

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from timesformer_jax.model import TimeSformer, check_model_fields
+from timesformer_jax.model import TimeSformer
 
 VIT_HEAD_DIM = 64  # ViT-B (768 = 12 x 64) and ViT-L (1024 = 16 x 64)
 
@@ -100,12 +100,6 @@ def infer_config(state: Mapping[str, np.ndarray], num_heads: int | None = None) 
     if "time_embed" in state:
         config["num_frames"] = state["time_embed"].shape[1]
     return config
-
-
-def build_config(inferred: dict, overrides: dict) -> dict:
-    """`inferred` fields with `overrides` applied; unknown override names are an error."""
-    check_model_fields(overrides)
-    return {**inferred, **overrides}
 
 
 def param_key(path: tuple[str, ...]) -> str:

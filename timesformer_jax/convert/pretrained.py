@@ -8,12 +8,11 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from safetensors.numpy import load_file
 
-from timesformer_jax.convert.hf import hf_key_to_official, is_hf_checkpoint, read_hf_checkpoint
-from timesformer_jax.convert.official import build_config, infer_config, state_to_params, unwrap_official_checkpoint
+from timesformer_jax.convert.hf import hf_key_to_official, is_hf_checkpoint, load_safetensors, read_hf_checkpoint
+from timesformer_jax.convert.official import infer_config, state_to_params, unwrap_official_checkpoint
 from timesformer_jax.convert.torch_pickle import load_torch_file
-from timesformer_jax.model import MODEL_FIELDS, TimeSformer
+from timesformer_jax.model import MODEL_FIELDS, TimeSformer, apply_overrides
 
 FORMATS = (
     "an official TimeSformer checkpoint file (.pyth/.pth/.pt, torch.save'd dict with 'model_state'), "
@@ -52,13 +51,7 @@ def _read_state(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         if is_hf_checkpoint(path):
             return read_hf_checkpoint(path)
         raise ValueError(f"{path} is a directory but not a Hugging Face Timesformer checkpoint; expected {FORMATS}")
-    if path.suffix == ".safetensors":
-        try:
-            obj = load_file(str(path))
-        except Exception as e:
-            raise ValueError(f"cannot read safetensors file {path}: {type(e).__name__}: {e}") from e
-    else:
-        obj = load_torch_file(path)
+    obj = load_safetensors(path) if path.suffix == ".safetensors" else load_torch_file(path)
     state = unwrap_official_checkpoint(obj)
     if any(k.startswith(("timesformer.", "embeddings.", "encoder.layer.")) for k in state):
         state = {hf_key_to_official(k): v for k, v in state.items()}
@@ -77,7 +70,7 @@ def load_pretrained(path: str | Path, **overrides) -> PretrainedTimeSformer:
         raise FileNotFoundError(f"no checkpoint at {path}; expected {FORMATS}")
     state, file_fields = _read_state(path)
     num_heads = overrides.get("num_heads", file_fields.get("num_heads"))
-    config = build_config({**infer_config(state, num_heads), **file_fields}, overrides)
+    config = apply_overrides({**infer_config(state, num_heads), **file_fields}, overrides)
     module = TimeSformer(**config)
     params = state_to_params(state, module)
     return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path))

@@ -37,12 +37,17 @@ def check_model_fields(fields: dict) -> None:
         raise ValueError(f"unknown attention_type {fields['attention_type']!r}; expected one of {ATTENTION_TYPES}")
 
 
+def apply_overrides(fields: dict, overrides: dict) -> dict:
+    """`fields` with `overrides` applied; unknown override names are an error."""
+    check_model_fields(overrides)
+    return {**fields, **overrides}
+
+
 def preset_config(name: str, **overrides) -> dict:
     """The fields of preset `name` with `overrides` applied."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
-    check_model_fields(overrides)
-    return {**PRESETS[name], **overrides}
+    return apply_overrides(PRESETS[name], overrides)
 
 
 def create_model(name: str = "timesformer_base", **overrides) -> TimeSformer:
