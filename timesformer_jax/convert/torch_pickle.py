@@ -30,18 +30,13 @@ _STORAGE_DTYPES = {
     "BoolStorage": np.bool_,
     "UntypedStorage": np.uint8,
 }
-_TORCH_DTYPES = {
+_TORCH_DTYPES = {  # torch pickles a dtype by its canonical name, e.g. torch.float32
     "float64": np.float64,
-    "double": np.float64,
     "float32": np.float32,
-    "float": np.float32,
     "float16": np.float16,
-    "half": np.float16,
     "bfloat16": ml_dtypes.bfloat16,
     "int64": np.int64,
-    "long": np.int64,
     "int32": np.int32,
-    "int": np.int32,
     "int16": np.int16,
     "int8": np.int8,
     "uint8": np.uint8,
