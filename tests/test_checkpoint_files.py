@@ -79,12 +79,12 @@ def test_mismatched_keys_are_listed(tmp_path):
 def test_not_a_timesformer_checkpoint(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(10, 512)}, path)
-    with pytest.raises(ValueError, match="not a TimeSformer state dict"):
+    with pytest.raises(ValueError, match="not a ViT or TimeSformer checkpoint"):
         timesformer_jax.load_pretrained(path)
-    other = tmp_path / "vit"
+    other = tmp_path / "bert"
     other.mkdir()
-    (other / "config.json").write_text(json.dumps({"model_type": "vit"}))
-    with pytest.raises(ValueError, match="not a Hugging Face Timesformer checkpoint"):
+    (other / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ValueError, match="not a Hugging Face ViT or Timesformer checkpoint"):
         timesformer_jax.load_pretrained(other)
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         timesformer_jax.load_pretrained(tmp_path / "missing.pyth")

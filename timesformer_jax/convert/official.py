@@ -54,14 +54,14 @@ def infer_config(state: Mapping[str, np.ndarray], num_heads: int | None = None) 
     """
     for key in ("cls_token", "pos_embed", "patch_embed.proj.weight"):
         if key not in state:
-            raise ValueError(f"not a TimeSformer state dict: no '{key}' among keys {sorted(state)[:12]} ...")
+            raise ValueError(f"not a ViT or TimeSformer checkpoint: no '{key}' among keys {sorted(state)[:12]} ...")
     width = state["cls_token"].shape[-1]
     _, in_ch, patch, patch_w = state["patch_embed.proj.weight"].shape
     if patch != patch_w:
         raise ValueError(f"patch_embed.proj.weight has a {patch}x{patch_w} patch; only square patches are supported")
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))}
     if not blocks:
-        raise ValueError("not a TimeSformer state dict: no 'blocks.N.*' tensors")
+        raise ValueError("not a ViT or TimeSformer checkpoint: no 'blocks.N.*' tensors")
     num_patches = state["pos_embed"].shape[1] - 1
     grid = math.isqrt(num_patches)
     if grid * grid != num_patches:
@@ -114,7 +114,7 @@ def param_key(path: tuple[str, ...]) -> str:
     return ".".join(modules + [leaf])
 
 
-def _torch_layout(path: tuple[str, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+def torch_layout(path: tuple[str, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape the official tensor has for our parameter at `path` with `shape`."""
     leaf = path[-1]
     if path[0] == "patch_embed" and leaf == "kernel":  # conv (p, p, C, D) <- (D, C, p, p)
@@ -162,7 +162,7 @@ def state_to_params(state: Mapping[str, np.ndarray], module: TimeSformer) -> dic
             continue
         used.add(key)
         tensor = np.asarray(state[key])
-        expected = _torch_layout(path, leaf.shape)
+        expected = torch_layout(path, leaf.shape)
         if tuple(tensor.shape) != expected:
             misshaped.append(f"{key}: got {tuple(tensor.shape)}, expected {expected}")
             continue

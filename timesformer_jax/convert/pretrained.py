@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from functools import cached_property
 from pathlib import Path
 
@@ -9,14 +10,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from timesformer_jax.convert.hf import hf_key_to_official, is_hf_checkpoint, load_safetensors, read_hf_checkpoint
-from timesformer_jax.convert.official import infer_config, state_to_params, unwrap_official_checkpoint
-from timesformer_jax.convert.torch_pickle import load_torch_file
+from timesformer_jax.convert.conversion import convert_checkpoint
+from timesformer_jax.convert.converted_checkpoint import check_tree_shapes, is_converted_checkpoint, load_converted
+from timesformer_jax.convert.official import abstract_params
 from timesformer_jax.model import MODEL_FIELDS, TimeSformer, apply_overrides
 
+logger = logging.getLogger(__name__)
+
 FORMATS = (
-    "an official TimeSformer checkpoint file (.pyth/.pth/.pt, torch.save'd dict with 'model_state'), "
-    "a state-dict .safetensors file, or a Hugging Face Timesformer save_pretrained directory"
+    "a directory written by tools/convert.py, an official TimeSformer checkpoint file (.pyth/.pth/.pt), a timm "
+    "ViT state dict (.pth/.bin/.safetensors), a Google ViT .npz, or a Hugging Face Timesformer/ViT directory"
 )
 
 
@@ -45,32 +48,34 @@ class PretrainedTimeSformer:
         return self._forward(self.params, video)
 
 
-def _read_state(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """(official-named state dict, fields the file's own config gives) for any supported format."""
-    if path.is_dir():
-        if is_hf_checkpoint(path):
-            return read_hf_checkpoint(path)
-        raise ValueError(f"{path} is a directory but not a Hugging Face Timesformer checkpoint; expected {FORMATS}")
-    obj = load_safetensors(path) if path.suffix == ".safetensors" else load_torch_file(path)
-    state = unwrap_official_checkpoint(obj)
-    if any(k.startswith(("timesformer.", "embeddings.", "encoder.layer.")) for k in state):
-        state = {hf_key_to_official(k): v for k, v in state.items()}
-    return state, {}
+def _load_converted(path: Path, overrides: dict) -> PretrainedTimeSformer:
+    stored, params, _ = load_converted(path)
+    fields = apply_overrides(stored, overrides)
+    module = TimeSformer(**fields)
+    check_tree_shapes(
+        params,
+        abstract_params(module),
+        f"{path} does not fit TimeSformer({', '.join(f'{k}={v!r}' for k, v in overrides.items())}): overrides "
+        "that change parameter shapes need a new conversion (tools/convert.py)",
+    )
+    return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path))
 
 
 def load_pretrained(path: str | Path, **overrides) -> PretrainedTimeSformer:
-    """Load a TimeSformer checkpoint: an official `.pyth`, or a Hugging Face directory.
+    """Load a checkpoint as a ready-to-run TimeSformer.
 
-    The architecture is inferred from the tensors (width, depth, patch, frames, classes, attention type); the
-    head count comes from the checkpoint's config where it has one, else 64 dimensions per head. `overrides`
-    are `TimeSformer` fields that replace inferred ones, e.g. `num_heads=3` or `dtype=jnp.bfloat16`.
+    `path`: a directory written by `tools/convert.py` (our orbax format), or any checkpoint it reads: an
+    official TimeSformer `.pyth`, a Hugging Face Timesformer or ViT directory, a timm ViT state dict or a
+    Google ViT `.npz` (converted on the fly with the default options; see `convert_checkpoint`).
+    `overrides`: `TimeSformer` fields replacing the stored/inferred ones, e.g. `num_heads=3`,
+    `dtype=jnp.bfloat16`, or for image checkpoints `num_frames=8, num_classes=400`.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}; expected {FORMATS}")
-    state, file_fields = _read_state(path)
-    num_heads = overrides.get("num_heads", file_fields.get("num_heads"))
-    config = apply_overrides({**infer_config(state, num_heads), **file_fields}, overrides)
-    module = TimeSformer(**config)
-    params = state_to_params(state, module)
+    if is_converted_checkpoint(path):
+        return _load_converted(path, overrides)
+    module, params, report = convert_checkpoint(path, **overrides)
+    if report.initialised or report.dropped or report.resampled:
+        logger.info("converted %s on load:\n%s", path, report.summary())
     return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path))
