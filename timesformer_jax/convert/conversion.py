@@ -8,9 +8,13 @@ it is already a TimeSformer, else from the preset.
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import time
 from pathlib import Path
 from typing import Callable
 
+from timesformer_jax.convert.converted_checkpoint import ARCHITECTURE_FIELDS, save_converted
 from timesformer_jax.convert.inflate import ConversionReport, inflate_state
 from timesformer_jax.convert.official import infer_config, state_to_params
 from timesformer_jax.convert.sources import SourceCheckpoint, read_source
@@ -34,7 +38,8 @@ def target_fields(checkpoint: SourceCheckpoint, preset: str = "timesformer_base"
                 f"{name}={overrides[name]!r} was asked for, but the checkpoint's tensors have {name}={found[name]!r}; "
                 "the architecture comes from the checkpoint (drop the override or pick a matching checkpoint)"
             )
-    fields = {k: v for k, v in defaults.items() if k not in _ARCHITECTURE + ("num_heads",)}
+    fields = {"attention_type": TimeSformer.attention_type}  # presets name sizes, not schemes
+    fields.update({k: v for k, v in defaults.items() if k not in _ARCHITECTURE + ("num_heads",)})
     fields.update({k: found[k] for k in _ARCHITECTURE + ("num_heads",)})
     fields["layer_norm_eps"] = checkpoint.fields.get("layer_norm_eps", 1e-6)
     if checkpoint.is_video:
@@ -80,4 +85,36 @@ def convert_checkpoint(
         + ")"
     )
     state, report = inflate_state(checkpoint.state, module, temporal_init=temporal_init, resample=resample, seed=seed)
+    report.source = checkpoint.source
     return module, state_to_params(state, module), report
+
+
+def convert_to_directory(
+    path: str | Path,
+    output: str | Path,
+    source: str | None = None,
+    *,
+    overwrite: bool = False,
+    log: Callable[[str], None] | None = None,
+    **options,
+) -> tuple[Path, ConversionReport]:
+    """`convert_checkpoint(path, source, **options)`, then write the result to `output` (our orbax format, see
+    `converted_checkpoint.py`). Nothing is written unless every step succeeds."""
+    log = log or (lambda message: None)
+    output = Path(output)
+    if output.exists() and not overwrite:  # fail before the (possibly long) conversion
+        raise FileExistsError(f"{output} already exists; pass --overwrite to replace it")
+    started = time.perf_counter()
+    module, params, report = convert_checkpoint(path, source, log=log, **options)
+    log(f"converted in {time.perf_counter() - started:.1f} s; writing {output}")
+    metadata = {
+        "input": str(Path(path).absolute()),
+        "source": report.source,
+        "options": {k: v for k, v in options.items() if k in ("preset", "temporal_init", "resample", "seed")},
+        "overrides": {k: v for k, v in options.items() if k not in ("preset", "temporal_init", "resample", "seed")},
+        "report": dataclasses.asdict(report),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    fields = {f: getattr(module, f) for f in ARCHITECTURE_FIELDS}
+    written = save_converted(output, fields, params, metadata, overwrite=overwrite)
+    return written, report

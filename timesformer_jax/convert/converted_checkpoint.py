@@ -14,6 +14,7 @@ once the new one is complete).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -42,6 +43,9 @@ def save_converted(directory: str | Path, fields: dict, params, metadata: dict, 
         raise FileExistsError(f"{directory} already exists; choose another output or pass overwrite=True")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result should be an ordinary directory
     try:
         checkpointer = ocp.StandardCheckpointer()
         checkpointer.save(staging / PARAMS_DIR, params)

@@ -6,7 +6,7 @@ Layouts read (the ones timm's own `.npz` loader reads for plain ViTs):
   `cls`, `Transformer/posembed_input/pos_embedding`, `Transformer/encoderblock_{i}/` with `LayerNorm_0`,
   `MultiHeadDotProductAttention_1/{query,key,value,out}`, `LayerNorm_2`, `MlpBlock_3/Dense_{0,1}`, then
   `Transformer/encoder_norm`, `head` and, in the ImageNet-21k releases, a `pre_logits` dense layer;
-* big_vision: top-level `pos_embedding`, blocks with `MultiHeadDotProductAttention_0`, `LayerNorm_1`,
+* big_vision: top-level `pos_embedding` (no cls position: a zero row is added for it), blocks with `MultiHeadDotProductAttention_0`, `LayerNorm_1`,
   `MlpBlock_0`, either one `encoderblock_{i}` per block or one scanned `encoderblock` whose tensors carry the
   block index as a leading axis;
 * any of these under a `opt/target/` or `params/` prefix.
@@ -17,6 +17,7 @@ Linear weights are (out, in) with q, k, v concatenated in one `qkv` layer. The o
 """
 from __future__ import annotations
 
+import math
 import re
 import zipfile
 from pathlib import Path
@@ -87,7 +88,11 @@ def google_arrays_to_state(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarra
     state["cls_token"] = take("cls")
     pos = take("pos_embedding", None)
     pos = take("Transformer/posembed_input/pos_embedding") if pos is None else pos
-    state["pos_embed"] = pos if pos.ndim == 3 else pos[None]
+    pos = pos if pos.ndim == 3 else pos[None]
+    if math.isqrt(pos.shape[1]) ** 2 == pos.shape[1]:
+        # big_vision adds no position to the cls token: a zero row for it computes the same function.
+        pos = np.concatenate([np.zeros_like(pos[:, :1]), pos], axis=1)
+    state["pos_embed"] = pos
 
     blocks, big_vision = _blocks(arrays)
     for key in [k for k in arrays if k.startswith("Transformer/encoderblock")]:

@@ -41,6 +41,7 @@ _STAGE_PARAM = re.compile(r"blocks\.(\d+)\.([a-z]+)_(norm1|attn|fc)\.(.+)")
 class ConversionReport:
     """What happened to every tensor: mapped as is, resampled, initialised fresh, or dropped (with reasons)."""
 
+    source: str = ""  # the checkpoint format read, one of sources.SOURCES
     mapped: list[str] = dataclasses.field(default_factory=list)
     resampled: list[str] = dataclasses.field(default_factory=list)
     initialised: list[str] = dataclasses.field(default_factory=list)

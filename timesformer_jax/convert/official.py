@@ -72,7 +72,7 @@ def infer_config(state: Mapping[str, np.ndarray], num_heads: int | None = None) 
         if width % VIT_HEAD_DIM:
             raise ValueError(
                 f"cannot infer the head count: width {width} is not a multiple of {VIT_HEAD_DIM} (the ViT head "
-                "size) and the checkpoint holds no config; pass num_heads=..."
+                "size) and the checkpoint holds no config; pass num_heads=... (tools/convert.py: --num-heads)"
             )
         num_heads = width // VIT_HEAD_DIM
     if "blocks.0.local_attn.qkv.weight" in state:
