@@ -29,18 +29,12 @@ def randomise_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 def timm_vit(num_classes: int = 10, seed: int = 0, randomise: bool = True, **kwargs) -> torch.nn.Module:
-    model = timm.create_model(
-        "vit_tiny_patch16_224",
-        pretrained=False,
-        img_size=IMAGE,
-        patch_size=PATCH,
-        embed_dim=WIDTH,
-        depth=DEPTH,
-        num_heads=HEADS,
-        mlp_ratio=MLP / WIDTH,
-        num_classes=num_classes,
-        **kwargs,
+    """A timm ViT of our test size; `kwargs` override its arguments (e.g. `embed_dim`, `init_values`)."""
+    arguments = dict(
+        img_size=IMAGE, patch_size=PATCH, embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, mlp_ratio=MLP / WIDTH
     )
+    arguments.update(kwargs)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=num_classes, **arguments)
     return randomise_(model, seed) if randomise else model.eval()
 
 

@@ -74,8 +74,8 @@ def convert_checkpoint(
     """
     log = log or (lambda message: None)
     checkpoint = read_source(path, source)
-    kind = "TimeSformer" if checkpoint.is_video else "image ViT"
-    log(f"read {len(checkpoint.state)} tensors from {checkpoint.path} ({checkpoint.source}, {kind})")
+    kind = "a video model: frames, size, classes default to its own" if checkpoint.is_video else "no temporal tensors"
+    log(f"read {len(checkpoint.state)} tensors from {checkpoint.path} (format {checkpoint.source}; {kind})")
     fields = target_fields(checkpoint, preset, **overrides)
     module = TimeSformer(**fields)
     log(

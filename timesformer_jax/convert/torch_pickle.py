@@ -138,6 +138,9 @@ def load_torch_file(path: str | Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     if not zipfile.is_zipfile(path):
+        with path.open("rb") as f:
+            if f.read(4) == b"PK\x03\x04":  # starts like a zip but has no central directory: cut short
+                raise ValueError(f"cannot read torch checkpoint {path}: the zip archive is truncated or corrupt")
         return _load_legacy(path)
     try:
         with zipfile.ZipFile(path) as archive:
