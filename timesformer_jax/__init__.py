@@ -1,6 +1,14 @@
 """timesformer_jax: TimeSformer video transformers in JAX/Flax."""
-from timesformer_jax.convert import PretrainedTimeSformer, load_pretrained
+from timesformer_jax.convert import PretrainedTimeSformer, convert_checkpoint, load_pretrained
 from timesformer_jax.model import ATTENTION_TYPES, PRESETS, TimeSformer, create_model
 
 __version__ = "0.1.0"
-__all__ = ["ATTENTION_TYPES", "PRESETS", "PretrainedTimeSformer", "TimeSformer", "create_model", "load_pretrained"]
+__all__ = [
+    "ATTENTION_TYPES",
+    "PRESETS",
+    "PretrainedTimeSformer",
+    "TimeSformer",
+    "convert_checkpoint",
+    "create_model",
+    "load_pretrained",
+]
