@@ -1,5 +1,7 @@
 """Reading checkpoint files: the torch-free unpickler, and clear errors for files that do not fit."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,7 +20,11 @@ class _RunsCodeWhenUnpickled:
         return (open, (self.marker, "w"))
 
 
-def test_reads_tensors_like_torch(tmp_path):
+SERIALIZATIONS = pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+
+
+@SERIALIZATIONS
+def test_reads_tensors_like_torch(tmp_path, zip_format):
     base = torch.randn(5, 6)
     saved = {
         "float": torch.randn(3, 4),
@@ -33,7 +39,7 @@ def test_reads_tensors_like_torch(tmp_path):
         "nested": [{"x": torch.ones(2)}, (1, "a")],
     }
     path = tmp_path / "t.pt"
-    torch.save(saved, path)
+    torch.save(saved, path, _use_new_zipfile_serialization=zip_format)
     loaded = load_torch_file(path)
     for key in ("float", "transposed", "slice", "half", "long", "bool", "scalar", "param"):
         np.testing.assert_array_equal(loaded[key], saved[key].detach().numpy(), err_msg=key)
@@ -42,23 +48,46 @@ def test_reads_tensors_like_torch(tmp_path):
     assert loaded["nested"][1] == (1, "a")
 
 
-def test_unknown_classes_are_never_called(tmp_path):
+@SERIALIZATIONS
+def test_unknown_classes_are_never_called(tmp_path, zip_format):
     marker = tmp_path / "marker"
     path = tmp_path / "evil.pt"
-    torch.save({"w": torch.ones(2), "payload": _RunsCodeWhenUnpickled(str(marker))}, path)
+    payload = {"w": torch.ones(2), "payload": _RunsCodeWhenUnpickled(str(marker))}
+    torch.save(payload, path, _use_new_zipfile_serialization=zip_format)
     loaded = load_torch_file(path)
     assert not marker.exists()
     assert isinstance(loaded["payload"], OpaqueObject)
     np.testing.assert_array_equal(loaded["w"], np.ones(2, np.float32))
 
 
-def test_truncated_file_is_a_clear_error(tmp_path):
+@SERIALIZATIONS
+def test_truncated_file_is_a_clear_error(tmp_path, zip_format):
     path = tmp_path / "model.pyth"
-    torch.save({"model_state": official_state_dict(randomised_hf_model("divided_space_time"))}, path)
+    state = {"model_state": official_state_dict(randomised_hf_model("divided_space_time"))}
+    torch.save(state, path, _use_new_zipfile_serialization=zip_format)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="model.pyth"):
         timesformer_jax.load_pretrained(path, num_heads=3)
+
+
+def test_legacy_files_are_read_without_torch(tmp_path):
+    # timm's early releases (jx_vit_base_p16_224-80ecf9dd.pth) predate the zip format; torch is a test-only
+    # dependency, so the reader must not need it: block its import in a fresh interpreter.
+    path = tmp_path / "legacy.pth"
+    expected = {"w": torch.randn(3, 2), "b": torch.randn(2).half()}
+    torch.save(expected, path, _use_new_zipfile_serialization=False)
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np\n"
+        "from timesformer_jax.convert.torch_pickle import load_torch_file\n"
+        f"state = load_torch_file({str(path)!r})\n"
+        f"np.savez({str(tmp_path / 'out.npz')!r}, **state)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with np.load(tmp_path / "out.npz") as got:
+        for key, tensor in expected.items():
+            np.testing.assert_array_equal(got[key], tensor.numpy())
 
 
 def test_mismatched_keys_are_listed(tmp_path):

@@ -50,6 +50,18 @@ def test_timm_pth_static_clip_matches_vit_logits(tmp_path, attention_type):
     assert "head.weight" in report.mapped  # same class count: the ImageNet head is kept
 
 
+def test_timm_legacy_format_pth(tmp_path):
+    # The pre-1.6 torch format of timm's early files, e.g. jx_vit_base_p16_224-80ecf9dd.pth.
+    vit = timm_vit(num_classes=10)
+    torch.save(vit.state_dict(), tmp_path / "jx_vit.pth", _use_new_zipfile_serialization=False)
+    ours, _ = clip_output(tmp_path / "jx_vit.pth", None, num_heads=HEADS)
+    with torch.no_grad():
+        reference = vit(nchw(image_batch())).numpy()
+    err = relative_error(ours, reference)
+    print(f"timm legacy-format .pth: relative error {err:.2e}")
+    assert err <= TOLERANCE
+
+
 def test_timm_safetensors_with_new_class_count(tmp_path):
     vit = timm_vit(num_classes=10)
     safetensors.torch.save_file(vit.state_dict(), tmp_path / "vit.safetensors")

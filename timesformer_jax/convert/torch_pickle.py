@@ -4,7 +4,7 @@ code from the file.
 `torch.load(weights_only=False)` executes whatever the pickle names; official TimeSformer `.pyth` files also hold
 optimizer state and a config, so we unpickle with an allow-list: tensors are rebuilt from their storages as NumPy
 arrays, a few containers are allowed, and any other class becomes an inert `OpaqueObject`. Files in the legacy
-pre-1.6 (non-zip) format are read with torch itself when it is installed (`weights_only=True`).
+pre-1.6 (non-zip) format, such as timm's early `jx_vit_base_p16_224-80ecf9dd.pth`, are read the same way.
 """
 from __future__ import annotations
 
@@ -74,7 +74,24 @@ class _StorageType:
         self.dtype = np.dtype(dtype)
 
 
+class _PendingStorage:
+    """A legacy-format storage, named by key, whose bytes follow the main pickle in the file."""
+
+    def __init__(self, key: str, dtype: np.dtype):
+        self.key, self.dtype = key, dtype
+
+
+class _PendingTensor:
+    def __init__(self, storage: _PendingStorage, *args):
+        self.storage, self.args = storage, args
+
+    def resolve(self, storages: dict[str, np.ndarray]) -> np.ndarray:
+        return _rebuild_tensor(storages[self.storage.key], *self.args[:3], *self.args[3])
+
+
 def _rebuild_tensor(storage, offset, size, stride, *rest):
+    if isinstance(storage, _PendingStorage):  # legacy format: the bytes come after the pickle
+        return _PendingTensor(storage, offset, size, stride, rest)
     if len(rest) >= 3 and isinstance(rest[2], np.dtype):  # _rebuild_tensor_v3 passes the dtype explicitly
         storage = storage.view(rest[2])
     if not size:
@@ -103,10 +120,12 @@ _ALLOWED = {
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file, read_record):
+    """`read_record(key)` returns a storage's bytes (zip format); None defers them (legacy format)."""
+
+    def __init__(self, file, read_record=None):
         super().__init__(file)
         self._read_record = read_record
-        self._storages: dict[str, np.ndarray] = {}
+        self._storages: dict = {}
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
@@ -120,12 +139,16 @@ class _Unpickler(pickle.Unpickler):
         return type(name, (OpaqueObject,), {"pickled_class": f"{module}.{name}"})
 
     def persistent_load(self, pid):
-        kind, storage_type, key, _location, _numel = pid
-        if kind != "storage":
-            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
+        # zip format: (kind, type, key, location, numel); legacy: the same plus view metadata.
+        kind, storage_type, key = pid[:3]
+        if kind != "storage" or (len(pid) > 5 and pid[5] is not None):
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r} (storage views are not supported)")
         dtype = storage_type.dtype if isinstance(storage_type, _StorageType) else np.dtype(np.uint8)
         if key not in self._storages:
-            self._storages[key] = np.frombuffer(self._read_record(key), dtype=dtype)
+            if self._read_record is None:
+                self._storages[key] = _PendingStorage(key, dtype)
+            else:
+                self._storages[key] = np.frombuffer(self._read_record(key), dtype=dtype)
         return self._storages[key]
 
 
@@ -157,26 +180,46 @@ def load_torch_file(path: str | Path) -> Any:
         raise ValueError(f"cannot read torch checkpoint {path}: {type(e).__name__}: {e} (truncated or corrupt?)") from e
 
 
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+
+
+def _resolve(obj, storages):
+    """Replace every `_PendingTensor` inside containers by its array."""
+    if isinstance(obj, _PendingTensor):
+        return obj.resolve(storages)
+    if isinstance(obj, OpaqueObject):
+        return obj
+    if isinstance(obj, dict):
+        return type(obj)((k, _resolve(v, storages)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_resolve(v, storages) for v in obj)
+    return obj
+
+
 def _load_legacy(path: Path) -> Any:
+    """The pre-1.6 `torch.save` format: magic, protocol and sys-info pickles, the object pickle, the list of
+    storage keys, then each storage as an int64 element count followed by its raw bytes."""
     try:
-        import torch
-    except ImportError as e:
-        raise ValueError(
-            f"{path} is not a zip-format torch checkpoint; reading legacy (pre-1.6) torch files needs torch "
-            "installed, or re-save the file with a recent torch"
-        ) from e
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a corrupt file
-        raise ValueError(f"cannot read torch checkpoint {path}: {type(e).__name__}: {e}") from e
+        with path.open("rb") as f:
+            def load_plain():  # the small pickles too go through the allow-list: nothing in the file runs
+                return _Unpickler(f).load()
 
-    def to_numpy(x):
-        if isinstance(x, torch.Tensor):
-            return x.float().numpy() if x.dtype == torch.bfloat16 else x.numpy()
-        if isinstance(x, dict):
-            return type(x)((k, to_numpy(v)) for k, v in x.items())
-        if isinstance(x, (list, tuple)):
-            return type(x)(to_numpy(v) for v in x)
-        return x
-
-    return to_numpy(obj)
+            if load_plain() != _LEGACY_MAGIC or load_plain() != _LEGACY_PROTOCOL:
+                raise ValueError(f"{path} is not a torch.save checkpoint (neither zip format nor legacy format)")
+            sys_info = load_plain()
+            if not sys_info.get("little_endian", True):
+                raise ValueError(f"{path} was saved big-endian; only little-endian checkpoints are supported")
+            unpickler = _Unpickler(f)
+            obj = unpickler.load()
+            storages = {}
+            for key in load_plain():
+                pending = unpickler._storages[key]
+                count = int(np.frombuffer(f.read(8), dtype="<i8")[0])
+                data = f.read(count * pending.dtype.itemsize)
+                if len(data) != count * pending.dtype.itemsize:
+                    raise EOFError(f"storage {key} is cut short")
+                storages[key] = np.frombuffer(data, dtype=pending.dtype)
+    except (EOFError, pickle.UnpicklingError, KeyError, IndexError, AttributeError, TypeError) as e:
+        raise ValueError(f"cannot read torch checkpoint {path}: {type(e).__name__}: {e} (truncated or corrupt?)") from e
+    return _resolve(obj, storages)
