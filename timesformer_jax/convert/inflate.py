@@ -24,6 +24,7 @@ import collections
 import dataclasses
 import math
 import re
+import zlib
 
 import jax
 import numpy as np
@@ -69,12 +70,14 @@ def _square_grid(pos_embed: np.ndarray) -> tuple[int, int]:
     return side, side
 
 
-def _fresh_linear(rng: jax.Array, shape: tuple[int, ...]) -> np.ndarray:
-    """A Linear weight (out, in) drawn as the model draws its dense kernels (truncated normal, std 0.02)."""
+def _fresh_linear(seed: int, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A Linear weight (out, in) drawn as the model draws its dense kernels (truncated normal, std 0.02), from a
+    stream of its own per parameter name, so it does not depend on which other tensors were fresh."""
+    rng = jax.random.fold_in(jax.random.key(seed), zlib.crc32(name.encode()))
     return np.asarray(dense_init(rng, shape, np.float32))
 
 
-def _head(state, module: TimeSformer, key: str, expected, rng, report: ConversionReport):
+def _head(state, module: TimeSformer, key: str, expected, seed: int, report: ConversionReport):
     """The classifier tensor `key` for the target: kept, or re-initialised with the reason recorded."""
     source = state.get("head.weight")
     pre_logits = "pre_logits.fc.weight" in state
@@ -93,7 +96,7 @@ def _head(state, module: TimeSformer, key: str, expected, rng, report: Conversio
         else:
             why = f"the checkpoint's head has {source.shape[0]} classes, the model {module.num_classes}"
         report.initialised.append(f"head ({module.num_classes} classes): {why}")
-        return _fresh_linear(rng, expected)
+        return _fresh_linear(seed, key, expected)
     return np.zeros(expected, np.float32)
 
 
@@ -109,7 +112,6 @@ def inflate_state(
     if temporal_init not in TEMPORAL_INITS:
         raise ValueError(f"unknown temporal_init {temporal_init!r}; expected one of {TEMPORAL_INITS}")
     report = ConversionReport()
-    rng = jax.random.key(seed)
     target = {
         tuple(k.key for k in path): leaf.shape
         for path, leaf in jax.tree_util.tree_leaves_with_path(abstract_params(module))
@@ -119,7 +121,6 @@ def inflate_state(
     out: dict[str, np.ndarray] = {}
     for path, shape in target.items():
         key, expected = param_key(path), torch_layout(path, shape)
-        rng, sub = jax.random.split(rng)
         stage = _STAGE_PARAM.fullmatch(key)
         if stage and stage.group(2) in stages_in_checkpoint:
             stage = None
@@ -127,7 +128,8 @@ def inflate_state(
             grid_in, grid_out = _square_grid(state[key]), module.config_grid
             out[key] = resample_pos_embed(state[key], grid_in, grid_out, resample)
             if grid_in != grid_out:
-                report.resampled.append(f"pos_embed: {grid_in[0]}x{grid_in[1]} -> {grid_out[0]}x{grid_out[1]} patch grid ({resample})")
+                (hi, wi), (ho, wo) = grid_in, grid_out
+                report.resampled.append(f"pos_embed: {hi}x{wi} -> {ho}x{wo} patch grid ({resample})")
             else:
                 report.mapped.append(key)
         elif key == "time_embed":
@@ -142,20 +144,20 @@ def inflate_state(
                 out[key] = np.zeros(expected, np.float32)
                 report.initialised.append("time_embed: zeros (the checkpoint has no time axis)")
         elif key.startswith("head."):
-            out[key] = _head(state, module, key, expected, sub, report)
+            out[key] = _head(state, module, key, expected, seed, report)
         elif key in state:
             out[key] = state[key]
             report.mapped.append(key)
         elif stage and stage.group(3) in ("norm1", "attn"):
-            block, name, part, leaf = stage.groups()
+            block, _, part, leaf = stage.groups()
             origin = f"blocks.{block}.{part}.{leaf}"
             if origin in state:
                 out[key] = state[origin]
                 report.initialised.append(f"{key}: copied from {origin}")
         elif stage:  # <stage>_fc: the new stage's output projection
-            block, name = int(stage.group(1)), stage.group(2)
+            block = int(stage.group(1))
             random_block0 = temporal_init == "official" and block == 0 and key.endswith("weight")
-            out[key] = _fresh_linear(sub, expected) if random_block0 else np.zeros(expected, np.float32)
+            out[key] = _fresh_linear(seed, key, expected) if random_block0 else np.zeros(expected, np.float32)
             report.initialised.append(f"{key}: {'random (official init)' if random_block0 else 'zeros'}")
         # Anything else stays missing, and state_to_params names it.
 
