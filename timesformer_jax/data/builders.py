@@ -1,0 +1,200 @@
+"""TFDS builders over users' local copies: `kinetics`, `something_something_v2`, `ucf101_local`, `video_folder`,
+and the generated `synthetic_motion`.
+
+Each reads a manual directory (nothing is downloaded), decodes every video with PyAV and stores it as JPEG
+frames at the source frame rate, shorter side resized to `short_side` (default 320). Readers then decode only
+the frames they sample (`pipeline.py`). Import this module to register the builders:
+
+    import timesformer_jax.data.builders
+    builder = tfds.builder("ucf101_local/split1", data_dir=DATA_DIR)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=MANUAL_DIR))
+
+Bad videos (unreadable, truncated, empty) and annotations naming missing files are skipped and counted, never
+fatal; the list goes to `skipped.tsv` beside the prepared dataset. Wrong annotation columns fail at once.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import dataclasses
+from pathlib import Path
+
+import tensorflow as tf
+
+tf.config.set_visible_devices([], "GPU")  # TF is for input only: keep it off accelerators
+import tensorflow_datasets as tfds  # noqa: E402
+
+from timesformer_jax.data import annotations  # noqa: E402
+from timesformer_jax.data.synthetic_motion import CLASSES, SIZES, write_synthetic_motion  # noqa: E402
+from timesformer_jax.data.video_io import VideoReadError, decode_video  # noqa: E402
+
+SKIPPED_FILE = "skipped.tsv"
+DEFAULT_SHORT_SIDE = 320
+
+
+@dataclasses.dataclass
+class VideoConfig(tfds.core.BuilderConfig):
+    """short_side: stored frames' shorter side (videos smaller than that are kept at their size)."""
+
+    short_side: int = DEFAULT_SHORT_SIDE
+    split_index: int = 1  # UCF101 only: which of the three official splits
+
+
+def with_short_side(config: VideoConfig, short_side: int) -> VideoConfig:
+    """A copy of `config` storing frames at another shorter side (its own config name, so data never mixes)."""
+    if short_side == config.short_side:
+        return config
+    return dataclasses.replace(config, name=f"{config.name}_short{short_side}", short_side=short_side)
+
+
+class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Shared machinery: features, decoding, skip accounting. Subclasses say how to read their annotations."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "JPEG frames at the source frame rate."}
+
+    def _entries(self, manual_dir: Path) -> tuple[list[annotations.Entry], list[str]]:
+        raise NotImplementedError
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=self.__doc__,
+            features=tfds.features.FeaturesDict(
+                {
+                    "video": tfds.features.Video(shape=(None, None, None, 3), encoding_format="jpeg"),
+                    "label": tfds.features.ClassLabel(),
+                    "video_id": tfds.features.Text(),
+                    "fps": tfds.features.Scalar(dtype=tf.float32),
+                }
+            ),
+            supervised_keys=("video", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        manual_dir = Path(dl_manager.manual_dir)
+        if not manual_dir.is_dir():
+            raise FileNotFoundError(f"manual_dir {manual_dir} does not exist; {self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        entries, class_names = self._entries(manual_dir)  # annotation errors surface here, before any decoding
+        self.info.features["label"].names = class_names
+        self._skipped: list[tuple[str, str, str]] = []
+        by_split = collections.defaultdict(list)
+        for entry in entries:
+            by_split[entry.split].append(entry)
+        return {split: self._generate_examples(split, items) for split, items in sorted(by_split.items())}
+
+    def _generate_examples(self, split: str, entries: list[annotations.Entry]):
+        names = set(self.info.features["label"].names)
+        for entry in entries:
+            reason = None
+            if entry.path is None:
+                reason = "missing video file"
+            elif entry.label is None:
+                reason = "no label (unlabelled test split)"
+            elif entry.label not in names:
+                reason = f"label {entry.label!r} is not a class of this dataset"
+            else:
+                try:
+                    video = decode_video(entry.path, self.builder_config.short_side)
+                except VideoReadError as e:
+                    reason = str(e)
+            if reason:
+                self._record_skip(split, entry.video_id, reason)
+                continue
+            yield entry.video_id, {
+                "video": video.frames,
+                "label": entry.label,
+                "video_id": entry.video_id,
+                "fps": video.fps,
+            }
+
+    def _record_skip(self, split: str, video_id: str, reason: str) -> None:
+        self._skipped.append((split, video_id, reason))
+        # Appended as we go (the dataset directory is the build's temporary one until the build succeeds).
+        with (Path(self.data_dir) / SKIPPED_FILE).open("a") as f:
+            f.write(f"{split}\t{video_id}\t{reason}\n")
+
+
+class VideoFolder(LocalVideoBuilder):
+    """Users' own videos: `<manual_dir>/<split>/<class>/<video>`, split one of train/validation (val)/test."""
+
+    MANUAL_DOWNLOAD_INSTRUCTIONS = "point manual_dir at a folder <split>/<class>/<video files>"
+    BUILDER_CONFIGS = [VideoConfig(name="default", description="frames at shorter side 320")]
+
+    def _entries(self, manual_dir):
+        entries = annotations.video_folder_entries(manual_dir)
+        return entries, sorted({e.label for e in entries})
+
+
+class Kinetics(LocalVideoBuilder):
+    """Kinetics-400/600/700 from a local copy: annotation CSVs and `<youtube_id>_<start>_<end>.mp4` videos."""
+
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "point manual_dir at your Kinetics copy: the annotation CSVs (label,youtube_id,time_start,time_end,split) "
+        "and the videos, in class folders or flat"
+    )
+    BUILDER_CONFIGS = [VideoConfig(name=str(n), description=f"Kinetics-{n}") for n in (400, 600, 700)]
+
+    def _entries(self, manual_dir):
+        entries = annotations.kinetics_entries(manual_dir)
+        names = sorted({e.label for e in entries if e.label})
+        expected = int(self.builder_config.name.split("_")[0])
+        if len(names) != expected:
+            logging.warning("the Kinetics annotations name %d classes, not %d", len(names), expected)
+        return entries, names
+
+
+class SomethingSomethingV2(LocalVideoBuilder):
+    """Something-Something v2: labels.json, train.json, validation.json and `<id>.webm` videos."""
+
+    MANUAL_DOWNLOAD_INSTRUCTIONS = "point manual_dir at a folder holding labels.json, train.json, validation.json and the .webm videos"
+    BUILDER_CONFIGS = [VideoConfig(name="default", description="frames at shorter side 320")]
+
+    def _entries(self, manual_dir):
+        return annotations.ssv2_entries(manual_dir)
+
+
+class Ucf101Local(LocalVideoBuilder):
+    """UCF101 from a local copy (the TFDS `ucf101` builder downloads; this one reads your files)."""
+
+    MANUAL_DOWNLOAD_INSTRUCTIONS = "point manual_dir at UCF-101/ (the .avi videos) and ucfTrainTestlist/ (split files)"
+    BUILDER_CONFIGS = [VideoConfig(name=f"split{i}", split_index=i, description=f"official split {i}") for i in (1, 2, 3)]
+
+    def _entries(self, manual_dir):
+        return annotations.ucf101_entries(manual_dir, self.builder_config.split_index)
+
+
+BUILDERS = {
+    "kinetics": Kinetics,
+    "something_something_v2": SomethingSomethingV2,
+    "ucf101_local": Ucf101Local,
+    "video_folder": VideoFolder,
+}
+
+
+class SyntheticMotion(LocalVideoBuilder):
+    """Generated clips on which frame order matters (see `synthetic_motion.py`): written as .mp4 files in the
+    video_folder layout, then read back through the same decoder as any local dataset."""
+
+    BUILDER_CONFIGS = [
+        VideoConfig(name=size, description=f"{size} size: {spec}") for size, spec in SIZES.items()
+    ]
+
+    def _entries(self, manual_dir):
+        return annotations.video_folder_entries(manual_dir), list(CLASSES)
+
+    def _split_generators(self, dl_manager):
+        # No manual download: the videos are generated into the download directory, then read as a video folder.
+        videos = Path(dl_manager.download_dir) / f"synthetic_motion_{self.builder_config.name}"
+        if not (videos / "complete").exists():
+            write_synthetic_motion(videos, self.builder_config.name, seed=0, log=logging.info)
+            (videos / "complete").touch()
+        return super()._split_generators(_ManualDir(videos))
+
+
+@dataclasses.dataclass
+class _ManualDir:
+    manual_dir: Path
+
+
+BUILDERS["synthetic_motion"] = SyntheticMotion

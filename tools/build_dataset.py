@@ -1,0 +1,81 @@
+"""Prepare a TFDS video dataset from local files (or generate the embedded one).
+
+    python tools/build_dataset.py --dataset kinetics --config 400 --manual_dir ~/kinetics400 --data_dir ~/tfds
+    python tools/build_dataset.py --dataset something_something_v2 --manual_dir ~/ssv2 --data_dir ~/tfds
+    python tools/build_dataset.py --dataset ucf101_local --config split1 --manual_dir ~/UCF101 --data_dir ~/tfds
+    python tools/build_dataset.py --dataset video_folder --manual_dir ~/my_videos --data_dir ~/tfds
+    python tools/build_dataset.py --dataset synthetic_motion --config ci --data_dir ~/tfds
+
+Frames are stored as JPEG at the source frame rate, shorter side `--short_side` (default 320). Ends with a
+summary: examples per split, and skipped videos by reason (the full list is in skipped.tsv beside the data).
+"""
+import collections
+import sys
+from pathlib import Path
+
+from absl import app, flags
+
+from timesformer_jax.data.builders import BUILDERS, SKIPPED_FILE, with_short_side
+
+_DATASET = flags.DEFINE_enum("dataset", None, sorted(BUILDERS), "Dataset builder.")
+_MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Your local copy of the dataset (not for synthetic_motion).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory to write the prepared dataset into.")
+_CONFIG = flags.DEFINE_string("config", None, "Builder config (kinetics: 400/600/700; ucf101_local: split1-3; "
+                              "synthetic_motion: ci/demo); default: the first.")
+_SHORT_SIDE = flags.DEFINE_integer("short_side", None, "Shorter side of stored frames (default 320).")
+flags.mark_flags_as_required(["dataset", "data_dir"])
+
+
+def build(dataset: str, data_dir: str, manual_dir: str | None, config: str | None, short_side: int | None):
+    import tensorflow_datasets as tfds
+
+    builder_class = BUILDERS[dataset]
+    configs = {c.name: c for c in builder_class.BUILDER_CONFIGS}
+    if config is not None and config not in configs:
+        raise ValueError(f"unknown config {config!r} for {dataset}; expected one of {sorted(configs)}")
+    chosen = configs[config] if config else builder_class.BUILDER_CONFIGS[0]
+    if short_side:
+        chosen = with_short_side(chosen, short_side)
+    if dataset != "synthetic_motion" and not manual_dir:
+        raise ValueError(f"--manual_dir is required for {dataset}: {builder_class.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    if manual_dir and not Path(manual_dir).is_dir():
+        raise ValueError(f"--manual_dir {manual_dir} is not a directory")
+    builder = builder_class(config=chosen, data_dir=data_dir)
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+    builder.download_and_prepare(download_config=download_config)
+    return builder
+
+
+def summary(builder) -> str:
+    lines = [f"{builder.name}/{builder.builder_config.name} prepared in {builder.data_dir}"]
+    for name, split in sorted(builder.info.splits.items()):
+        lines.append(f"  {name:<11} {split.num_examples:>8} examples  {split.num_bytes / 2**20:9.1f} MiB")
+    skipped_file = Path(builder.data_dir) / SKIPPED_FILE
+    skipped = [line.split("\t") for line in skipped_file.read_text().splitlines()] if skipped_file.exists() else []
+    lines.append(f"  skipped     {len(skipped):>8}" + (f"  (list: {skipped_file})" if skipped else ""))
+    reasons = collections.Counter((split, _reason_kind(reason)) for split, _, reason in skipped)
+    lines.extend(f"    {split:<9} {count:>6}  {kind}" for (split, kind), count in sorted(reasons.items()))
+    return "\n".join(lines)
+
+
+def _reason_kind(reason: str) -> str:
+    """Group reasons that differ only by file name."""
+    for kind in ("missing video file", "no label", "is empty", "no video stream", "cannot decode", "no decodable"):
+        if kind in reason:
+            return kind
+    return reason
+
+
+def main(argv):
+    del argv
+    try:
+        builder = build(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value, _CONFIG.value, _SHORT_SIDE.value)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(summary(builder))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
