@@ -78,28 +78,25 @@ class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         entries, class_names = self._entries(manual_dir)  # annotation errors surface here, before any decoding
         self.info.features["label"].names = class_names
         self._skipped: list[tuple[str, str, str]] = []
+        names = set(class_names)
         by_split = collections.defaultdict(list)
-        for entry in entries:
-            by_split[entry.split].append(entry)
+        for entry in entries:  # what the annotations alone rule out is skipped here, so no split is left empty
+            if entry.path is None:
+                self._record_skip(entry.split, entry.video_id, "missing video file")
+            elif entry.label is None:
+                self._record_skip(entry.split, entry.video_id, "no label (unlabelled test split)")
+            elif entry.label not in names:
+                self._record_skip(entry.split, entry.video_id, f"label {entry.label!r} is not a class of this dataset")
+            else:
+                by_split[entry.split].append(entry)
         return {split: self._generate_examples(split, items) for split, items in sorted(by_split.items())}
 
     def _generate_examples(self, split: str, entries: list[annotations.Entry]):
-        names = set(self.info.features["label"].names)
         for entry in entries:
-            reason = None
-            if entry.path is None:
-                reason = "missing video file"
-            elif entry.label is None:
-                reason = "no label (unlabelled test split)"
-            elif entry.label not in names:
-                reason = f"label {entry.label!r} is not a class of this dataset"
-            else:
-                try:
-                    video = decode_video(entry.path, self.builder_config.short_side)
-                except VideoReadError as e:
-                    reason = str(e)
-            if reason:
-                self._record_skip(split, entry.video_id, reason)
+            try:
+                video = decode_video(entry.path, self.builder_config.short_side)
+            except VideoReadError as e:
+                self._record_skip(split, entry.video_id, str(e))
                 continue
             yield entry.video_id, {
                 "video": video.frames,

@@ -56,7 +56,7 @@ def decode_video(path: str | Path, short_side: int | None = 320) -> DecodedVideo
                 frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
     except av.FFmpegError as e:
         if not frames:
-            raise VideoReadError(f"cannot decode {path}: {e}") from e
+            raise VideoReadError(f"cannot decode {path} (truncated or corrupt?): {e}") from e
         # A file cut short mid-stream still yields the frames before the cut; keep them, as decoders of the
         # official loaders do.
     if not frames:
