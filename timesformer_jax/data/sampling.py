@@ -1,0 +1,57 @@
+"""Which frames of a stored video make a clip: the official TimeSformer (PySlowFast) sampling rules.
+
+Pure functions of the video length and a position in [0, 1]; the pipeline draws the position (random at
+training, fixed per view at test) and gathers only the frames named here.
+
+Dense sampling (Kinetics, UCF101; `kinetics.py` / `decoder.py` of the official code): a clip spans
+`clip_size = num_frames * sampling_rate * fps / target_fps` source frames (the sampling rate is defined at
+`target_fps`, 30 in the official configs, so videos of other frame rates cover the same time). Its start is
+`position * max(video_length - clip_size, 0)`: a uniform draw at training, and `view / num_views` for test view
+`view` (the official code divides by `num_views`, not `num_views - 1`, so the last view does not reach the end).
+`num_frames` indices are spaced evenly over [start, start + clip_size - 1], truncated to integers and clamped to
+the video, so a video shorter than the clip repeats its last frame, as the official code does.
+
+Segment sampling (Something-Something v2; `ssv2.py`): the video is cut into `num_frames` equal segments and
+one frame is taken from each, uniformly at random within the segment at training and from its middle at test.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+TARGET_FPS = 30.0
+
+
+def dense_indices(
+    video_length: int,
+    num_frames: int,
+    sampling_rate: int,
+    position: float,
+    fps: float = TARGET_FPS,
+    target_fps: float = TARGET_FPS,
+) -> np.ndarray:
+    """(num_frames,) int indices into a video of `video_length` frames; `position` in [0, 1]."""
+    if video_length < 1:
+        raise ValueError(f"expected a video with at least one frame, got video_length={video_length}")
+    clip_size = num_frames * sampling_rate * (fps or target_fps) / target_fps
+    start = position * max(video_length - clip_size, 0.0)
+    index = np.linspace(start, start + clip_size - 1, num_frames)
+    return np.clip(index, 0, video_length - 1).astype(np.int64)
+
+
+def temporal_view_positions(num_views: int) -> np.ndarray:
+    """Positions of the `num_views` temporal test views: view / num_views (the official rule)."""
+    return np.arange(num_views) / num_views
+
+
+def segment_indices(video_length: int, num_frames: int, offsets: np.ndarray | None = None) -> np.ndarray:
+    """(num_frames,) indices, one per segment. `offsets` (num_frames,) in [0, 1) picks within each segment
+    (training: uniform draws); None takes each segment's middle (test)."""
+    if video_length < 1:
+        raise ValueError(f"expected a video with at least one frame, got video_length={video_length}")
+    segment = (video_length - 1) / num_frames
+    starts = np.round(segment * np.arange(num_frames)).astype(np.int64)
+    ends = np.round(segment * np.arange(1, num_frames + 1)).astype(np.int64)
+    if offsets is None:
+        return (starts + ends) // 2
+    # random.randint(start, end) includes `end`: end - start + 1 choices.
+    return starts + np.minimum(np.floor(np.asarray(offsets) * (ends - starts + 1)), ends - starts).astype(np.int64)
