@@ -77,7 +77,6 @@ class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             raise FileNotFoundError(f"manual_dir {manual_dir} does not exist; {self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
         entries, class_names = self._entries(manual_dir)  # annotation errors surface here, before any decoding
         self.info.features["label"].names = class_names
-        self._skipped: list[tuple[str, str, str]] = []
         names = set(class_names)
         by_split = collections.defaultdict(list)
         for entry in entries:  # what the annotations alone rule out is skipped here, so no split is left empty
@@ -106,7 +105,6 @@ class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             }
 
     def _record_skip(self, split: str, video_id: str, reason: str) -> None:
-        self._skipped.append((split, video_id, reason))
         # Appended as we go (the dataset directory is the build's temporary one until the build succeeds).
         with (Path(self.data_dir) / SKIPPED_FILE).open("a") as f:
             f.write(f"{split}\t{video_id}\t{reason}\n")
