@@ -1,0 +1,203 @@
+"""tf.data pipelines over the prepared datasets: training clips, and multi-view test clips.
+
+    train: {'video': (B, T, crop, crop, 3) float32|bfloat16, 'label': (B,) int32}
+    test:  the same plus 'view' (B,) (temporal_view * num_spatial_crops + spatial_crop), 'example_index' (B,)
+           (position of the video in this host's split, so views aggregate per video), 'video_id' (B,) and
+           'mask' (B,) (0 for padding that completes the last batch).
+
+Only the sampled frames are JPEG-decoded (the stored frames are read as undecoded strings). Each host reads its
+own part of the split (`tfds.even_splits` by process), TensorFlow stays on the CPU, and every random choice is a
+stateless function of (seed, element counter), so the order and content of batches are fixed by the seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+tf.config.set_visible_devices([], "GPU")  # input only: keep TF off accelerators
+import tensorflow_datasets as tfds  # noqa: E402
+
+from timesformer_jax.data import transforms  # noqa: E402
+from timesformer_jax.data.sampling import temporal_view_positions  # noqa: E402
+
+SAMPLING_MODES = ("dense", "segment")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipConfig:
+    """How clips are cut and augmented. Defaults: the official Kinetics-400 TimeSformer config (8 x 32, 224)."""
+
+    num_frames: int = 8
+    sampling: str = "dense"  # "dense" (Kinetics, UCF101) or "segment" (SSv2)
+    sampling_rate: int = 32  # dense only: frame step at target_fps
+    target_fps: float = 30.0
+    crop_size: int = 224
+    train_scale: tuple[int, int] = (256, 320)  # shorter-side jitter range
+    flip: bool = True  # off for datasets whose labels name directions (SSv2)
+    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
+    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+    num_temporal_views: int = 1
+    num_spatial_crops: int = 3
+    dtype: str = "float32"  # or "bfloat16"
+
+    def __post_init__(self):
+        if self.sampling not in SAMPLING_MODES:
+            raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {self.sampling!r}")
+        if self.num_spatial_crops not in (1, 3):
+            raise ValueError(f"num_spatial_crops must be 1 (centre) or 3, got {self.num_spatial_crops}")
+        if self.train_scale[0] < self.crop_size or self.train_scale[0] > self.train_scale[1]:
+            raise ValueError(f"train_scale {self.train_scale} must satisfy crop_size <= min <= max")
+
+    @property
+    def num_views(self) -> int:
+        return self.num_temporal_views * self.num_spatial_crops
+
+
+def host_split(split: str, process_index: int | None = None, process_count: int | None = None) -> str:
+    """This host's part of `split`: one of `process_count` near-equal, disjoint, covering sub-splits."""
+    if process_index is None or process_count is None:
+        import jax
+
+        process_index, process_count = jax.process_index(), jax.process_count()
+    if process_count == 1:
+        return split
+    return tfds.even_splits(split, n=process_count)[process_index]
+
+
+def _read(builder: tfds.core.DatasetBuilder, split: str, shuffle: bool, seed: int) -> tf.data.Dataset:
+    read_config = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=16 if shuffle else 1)
+    return builder.as_dataset(
+        split=split,
+        decoders={"video": tfds.decode.SkipDecoding()},
+        shuffle_files=shuffle,
+        read_config=read_config,
+    )
+
+
+def _decode(jpegs, indices):
+    """Decode only frames `indices` of a (N,) vector of JPEG strings -> uint8 (len(indices), H, W, 3)."""
+    return tf.map_fn(
+        lambda data: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_FAST"),
+        tf.gather(jpegs, indices),
+        fn_output_signature=tf.uint8,
+    )
+
+
+def _temporal_indices(config: ClipConfig, length, fps, position, offsets):
+    if config.sampling == "dense":
+        return transforms.dense_indices(length, config.num_frames, config.sampling_rate, position, fps, config.target_fps)
+    return transforms.segment_indices(length, config.num_frames, offsets)
+
+
+def _finish(frames, config: ClipConfig):
+    frames = transforms.normalise(frames, config.mean, config.std)
+    return tf.cast(frames, tf.bfloat16 if config.dtype == "bfloat16" else tf.float32)
+
+
+def train_dataset(
+    builder: tfds.core.DatasetBuilder,
+    split: str,
+    batch_size: int,
+    config: ClipConfig = ClipConfig(),
+    *,
+    seed: int = 0,
+    shuffle_buffer: int = 512,
+    repeat: bool = True,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> tf.data.Dataset:
+    """Endless (unless repeat=False), shuffled batches of randomly sampled and augmented training clips.
+    `batch_size` is per host."""
+    ds = _read(builder, host_split(split, process_index, process_count), shuffle=True, seed=seed)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.shuffle(shuffle_buffer, seed=seed).enumerate()
+
+    def make_clip(counter, example):
+        key = tf.stack([tf.constant(seed, tf.int64), counter])
+        seeds = tf.random.experimental.stateless_split(key, 3)
+        length = tf.shape(example["video"])[0]
+        position = tf.random.stateless_uniform([], seeds[0], dtype=tf.float64)
+        offsets = tf.random.stateless_uniform([config.num_frames], seeds[1], dtype=tf.float64)
+        indices = _temporal_indices(config, length, example["fps"], position, offsets)
+        frames = transforms.random_train_crop(
+            _decode(example["video"], indices), seeds[2], config.crop_size, *config.train_scale, config.flip
+        )
+        return {"video": _finish(frames, config), "label": tf.cast(example["label"], tf.int32)}
+
+    ds = ds.map(make_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return _with_options(ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+
+
+def eval_num_batches(num_examples: int, process_count: int, num_views: int, batch_size: int) -> int:
+    """Batches every host yields for a split of `num_examples` videos: enough for the largest host part, so all
+    hosts run the same number of eval steps."""
+    return math.ceil(math.ceil(num_examples / process_count) * num_views / batch_size)
+
+
+def eval_dataset(
+    builder: tfds.core.DatasetBuilder,
+    split: str,
+    batch_size: int,
+    config: ClipConfig = ClipConfig(),
+    *,
+    num_batches: int | None = None,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> tf.data.Dataset:
+    """Every video of the host's split as `config.num_views` clips, in a fixed order, in batches padded to full
+    size (`mask` 0). `num_batches` pads further to that many batches (see `eval_num_batches`)."""
+    ds = _read(builder, host_split(split, process_index, process_count), shuffle=False, seed=0).enumerate()
+    nt, ns, t = config.num_temporal_views, config.num_spatial_crops, config.num_frames
+    positions = tf.constant(temporal_view_positions(nt), tf.float64)
+    # Segment sampling's test views: segment middles for one view, evenly spread offsets for several.
+    offsets = tf.constant(np.repeat(((np.arange(nt) + 0.5) / nt)[:, None], t, axis=1), tf.float64)
+
+    def make_views(index, example):
+        length = tf.shape(example["video"])[0]
+        per_view = [
+            _temporal_indices(config, length, example["fps"], positions[v], None if nt == 1 else offsets[v])
+            for v in range(nt)
+        ]
+        frames = _decode(example["video"], tf.concat(per_view, axis=0))  # decode each sampled frame once
+        frames = transforms.resize_short_side(frames, config.crop_size)
+        clips = []
+        for v in range(nt):
+            clip = frames[v * t : (v + 1) * t]
+            crops = [1] if ns == 1 else [0, 1, 2]
+            clips.extend(transforms.uniform_crop(clip, config.crop_size, s) for s in crops)
+        views = config.num_views
+        return {
+            "video": _finish(tf.stack(clips), config),
+            "label": tf.fill([views], tf.cast(example["label"], tf.int32)),
+            "view": tf.range(views, dtype=tf.int32),
+            "example_index": tf.fill([views], tf.cast(index, tf.int32)),
+            "video_id": tf.fill([views], example["video_id"]),
+            "mask": tf.ones([views], tf.int32),
+        }
+
+    ds = ds.map(make_views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+    dtype = tf.bfloat16 if config.dtype == "bfloat16" else tf.float32
+    padding = tf.data.Dataset.from_tensors({
+        "video": tf.zeros([t, config.crop_size, config.crop_size, 3], dtype),
+        "label": tf.constant(0, tf.int32),
+        "view": tf.constant(-1, tf.int32),
+        "example_index": tf.constant(-1, tf.int32),
+        "video_id": tf.constant(""),
+        "mask": tf.constant(0, tf.int32),
+    })
+    if num_batches is None:
+        ds = ds.concatenate(padding.repeat(batch_size - 1)).batch(batch_size, drop_remainder=True)
+    else:
+        ds = ds.concatenate(padding.repeat()).batch(batch_size).take(num_batches)
+    return _with_options(ds.prefetch(tf.data.AUTOTUNE))
+
+
+def _with_options(ds: tf.data.Dataset) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_optimization.map_parallelization = True
+    return ds.with_options(options)
