@@ -59,15 +59,28 @@ def test_random_train_crop_is_a_jittered_crop_and_a_fair_flip():
             for top in range(resized.shape[1] - 9):
                 for left in range(resized.shape[2] - 9):
                     window = resized[:, top:top + 10, left:left + 10]
-                    if np.allclose(window, out, atol=1e-4):
+                    if np.allclose(window, out, atol=2e-3):  # float32 sample positions, values in 0..255
                         found = "plain"
-                    elif np.allclose(window, unflipped, atol=1e-4):
+                    elif np.allclose(window, unflipped, atol=2e-3):
                         found = "flipped"
         assert found, f"seed {i}: output is no crop of a jittered resize"
         flips += found == "flipped"
     assert 8 <= flips <= 32  # a fair coin over 40 draws
     again = transforms.random_train_crop(frames, tf.constant([7, 3]), 10, 12, 14, flip=True).numpy()
     np.testing.assert_array_equal(again, transforms.random_train_crop(frames, tf.constant([7, 3]), 10, 12, 14, True))
+
+
+def test_jpeg_window_decoding_equals_decode_then_crop():
+    y, x = np.mgrid[0:36, 0:48]
+    image = np.stack([x * 5, y * 7, (x + y) * 2], axis=-1).astype(np.uint8)  # smooth: JPEG keeps it close
+    jpegs = tf.stack([tf.io.encode_jpeg(image + 3 * t, quality=95) for t in range(3)])
+    decoded = tf.map_fn(lambda d: tf.io.decode_jpeg(d, channels=3, dct_method="INTEGER_FAST"), jpegs,
+                        fn_output_signature=tf.uint8)
+    for i in range(10):
+        seed = tf.constant([1, i])
+        windowed = transforms.random_train_crop_jpeg(jpegs, seed, 16, 20, 30, flip=True).numpy()
+        full = transforms.random_train_crop(decoded, seed, 16, 20, 30, flip=True).numpy()
+        assert np.abs(windowed - full).mean() < 0.1 and np.abs(windowed - full).max() < 2  # chroma at window edges
 
 
 def test_normalise():

@@ -123,8 +123,8 @@ def train_dataset(
         position = tf.random.stateless_uniform([], seeds[0], dtype=tf.float64)
         offsets = tf.random.stateless_uniform([config.num_frames], seeds[1], dtype=tf.float64)
         indices = _temporal_indices(config, length, example["fps"], position, offsets)
-        frames = transforms.random_train_crop(
-            _decode(example["video"], indices), seeds[2], config.crop_size, *config.train_scale, config.flip
+        frames = transforms.random_train_crop_jpeg(
+            tf.gather(example["video"], indices), seeds[2], config.crop_size, *config.train_scale, config.flip
         )
         return {"video": _finish(frames, config), "label": tf.cast(example["label"], tf.int32)}
 

@@ -59,23 +59,76 @@ def resize_short_side(frames, short_side):
     return tf.image.resize(tf.cast(frames, tf.float32), tf.stack(size), method="bilinear", antialias=False)
 
 
-def random_train_crop(frames, seed, crop_size: int, min_scale: int, max_scale: int, flip: bool):
-    """Scale jitter, random crop and random flip of frames (T, H, W, 3) -> float32 (T, crop, crop, 3).
+def train_crop_geometry(height, width, seed, crop_size: int, min_scale: int, max_scale: int):
+    """Where the random training crop of a (height, width) frame lies, without touching pixels.
 
+    The crop is the official one -- shorter side resized to round(uniform(min_scale, max_scale)), then a random
+    crop_size square of the resized frame -- expressed in source pixels, so that only the pixels under it need
+    decoding and resampling. Returns (window, box, flip):
+      window: int32 [top, left, rows, cols] of source pixels the crop reads (for `decode_and_crop_jpeg`);
+      box: float32 [y1, x1, y2, x2] normalised to the window (for `tf.image.crop_and_resize`), placing the
+           crop_size samples exactly where bilinear resizing with half-pixel centres would take them;
+      flip: bool scalar, a fair coin for the horizontal flip.
     seed: shape (2,) int tensor, the example's stateless seed.
     """
     seeds = tf.random.experimental.stateless_split(seed, 4)
     # int(round(uniform(min, max))) as the official jitter draws it.
     scale = tf.cast(tf.round(tf.random.stateless_uniform([], seeds[0], min_scale, max_scale, dtype=tf.float64)), tf.int32)
-    frames = resize_short_side(frames, scale)
-    shape = tf.shape(frames)
-    top = tf.random.stateless_uniform([], seeds[1], 0, shape[1] - crop_size + 1, dtype=tf.int32)
-    left = tf.random.stateless_uniform([], seeds[2], 0, shape[2] - crop_size + 1, dtype=tf.int32)
-    frames = frames[:, top : top + crop_size, left : left + crop_size]
-    if flip:
-        coin = tf.random.stateless_uniform([], seeds[3]) < 0.5
-        frames = tf.cond(coin, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
+    new_h, new_w = short_side_size(height, width, scale)
+    top = tf.random.stateless_uniform([], seeds[1], 0, new_h - crop_size + 1, dtype=tf.int32)
+    left = tf.random.stateless_uniform([], seeds[2], 0, new_w - crop_size + 1, dtype=tf.int32)
+    flip = tf.random.stateless_uniform([], seeds[3]) < 0.5
+
+    def axis(offset, size, new_size):
+        # Sample i of the resized frame sits at source coordinate (i + 0.5) * size / new_size - 0.5, clamped to the
+        # frame as the resize clamps it.
+        size_f = tf.cast(size, tf.float64)
+        step = size_f / tf.cast(new_size, tf.float64)
+        first = tf.clip_by_value((tf.cast(offset, tf.float64) + 0.5) * step - 0.5, 0.0, size_f - 1)
+        last = tf.clip_by_value((tf.cast(offset + crop_size, tf.float64) - 0.5) * step - 0.5, 0.0, size_f - 1)
+        start = tf.cast(tf.floor(first), tf.int32)
+        extent = tf.cast(tf.math.ceil(last), tf.int32) - start + 1
+        span = tf.cast(tf.maximum(extent - 1, 1), tf.float64)
+        return start, extent, (first - tf.cast(start, tf.float64)) / span, (last - tf.cast(start, tf.float64)) / span
+
+    y0, rows, y1, y2 = axis(top, height, new_h)
+    x0, cols, x1, x2 = axis(left, width, new_w)
+    window = tf.stack([y0, x0, rows, cols])
+    box = tf.cast(tf.stack([y1, x1, y2, x2]), tf.float32)
+    return window, box, flip
+
+
+def crop_window_and_resample(window_frames, box, flip, crop_size: int):
+    """Frames (T, rows, cols, 3) of a crop window -> float32 (T, crop, crop, 3) sampled at `box`, maybe flipped."""
+    count = tf.shape(window_frames)[0]
+    frames = tf.image.crop_and_resize(
+        window_frames, tf.tile(box[None], [count, 1]), tf.range(count), [crop_size, crop_size], method="bilinear"
+    )
+    frames = tf.cond(flip, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
     return tf.ensure_shape(frames, [None, crop_size, crop_size, 3])
+
+
+def random_train_crop(frames, seed, crop_size: int, min_scale: int, max_scale: int, flip: bool):
+    """Scale jitter, random crop and random flip of decoded frames (T, H, W, 3) -> float32 (T, crop, crop, 3).
+
+    The pipeline does the same from JPEG bytes, decoding only the window (`train_crop_geometry`).
+    """
+    shape = tf.shape(frames)
+    window, box, coin = train_crop_geometry(shape[1], shape[2], seed, crop_size, min_scale, max_scale)
+    window_frames = frames[:, window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
+    return crop_window_and_resample(window_frames, box, coin & flip, crop_size)
+
+
+def random_train_crop_jpeg(jpegs, seed, crop_size: int, min_scale: int, max_scale: int, flip: bool):
+    """`random_train_crop` straight from JPEG bytes (T,) of equal-sized frames: decodes only the crop window."""
+    height_width = tf.image.extract_jpeg_shape(jpegs[0])[:2]
+    window, box, coin = train_crop_geometry(height_width[0], height_width[1], seed, crop_size, min_scale, max_scale)
+    window_frames = tf.map_fn(
+        lambda data: tf.io.decode_and_crop_jpeg(data, window, channels=3, dct_method="INTEGER_FAST"),
+        jpegs,
+        fn_output_signature=tf.uint8,
+    )
+    return crop_window_and_resample(window_frames, box, coin & flip, crop_size)
 
 
 def uniform_crop(frames, crop_size: int, spatial_index):

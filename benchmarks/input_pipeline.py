@@ -1,0 +1,160 @@
+"""Input pipeline throughput, and the storage comparison behind the builders' design.
+
+    python benchmarks/input_pipeline.py --workdir /tmp/input_bench [--videos 24] [--threads 1 2]
+
+Generates a Kinetics-like set (10 s clips at 30 fps, 640x360 H.264: moving textured scenes), then:
+
+1. JPEG frames (what the builders store): prepare time with the `video_folder` builder at shorter side 320,
+   size on disk, and clips/s of the train pipeline (8 x 224, sampling rate 32, jitter 256-320, crop, flip) and
+   of the eval pipeline (3 spatial crops per clip) with TF limited to 1 thread and to every core;
+2. the alternative, H.264 video re-encoded at shorter side 320 and decoded at read time with PyAV (seek to the
+   keyframe before the clip, decode up to its last frame): prepare time, size, clips/s on one core.
+
+Prints a Markdown table (copied into docs/data.md).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def generate_sources(root: Path, count: int, seconds: float = 10.0, fps: float = 30.0) -> list[Path]:
+    from timesformer_jax.data.video_io import write_video
+
+    paths = []
+    for i in range(count):
+        path = root / "train" / f"class_{i % 4}" / f"video_{i:03d}.mp4"
+        paths.append(path)
+        if path.exists():
+            continue
+        rng = np.random.default_rng(i)
+        texture = rng.uniform(0, 255, (90, 160, 3))
+        texture = np.kron(texture, np.ones((4, 4, 1)))  # 360 x 640 blocks, smoothed below
+        texture = (texture + np.roll(texture, 2, 0) + np.roll(texture, 2, 1) + np.roll(texture, 2, (0, 1))) / 4
+        velocity = rng.uniform(-4, 4, size=2)
+        frames = np.stack([np.roll(texture, (int(t * velocity[0]), int(t * velocity[1])), (0, 1))
+                           for t in range(int(seconds * fps))]).astype(np.uint8)
+        write_video(path, frames, fps)
+    return paths
+
+
+def directory_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def pipeline_rate(make_dataset, threads: int, clips_per_batch: int, batches: int) -> float:
+    import tensorflow as tf
+
+    ds = make_dataset()
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads
+    options.threading.max_intra_op_parallelism = 1
+    ds = ds.with_options(options)
+    iterator = iter(ds)
+    next(iterator)  # warm-up: graph tracing, file opening, buffers
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * clips_per_batch / (time.perf_counter() - start)
+
+
+def reencode(sources: list[Path], target: Path, short_side: int) -> None:
+    from timesformer_jax.data.video_io import decode_video, write_video
+
+    for path in sources:
+        video = decode_video(path, short_side)
+        write_video(target / path.name, video.frames, video.fps)
+
+
+def pyav_clip(path: Path, indices: np.ndarray) -> np.ndarray:
+    """Decode frames `indices` (sorted) of a video: seek to the keyframe before the first, decode to the last."""
+    import av
+
+    wanted = set(int(i) for i in indices)
+    frames = {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate)
+        start_time = int(indices[0] / rate / stream.time_base)
+        container.seek(start_time, stream=stream, backward=True)
+        for frame in container.decode(stream):
+            index = int(round(frame.pts * stream.time_base * rate))
+            if index in wanted:
+                frames[index] = frame.to_ndarray(format="rgb24")
+            if index >= indices[-1]:
+                break
+    return np.stack([frames.get(int(i), next(iter(frames.values()))) for i in indices])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--videos", type=int, default=24)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count()])
+    args = parser.parse_args()
+    workdir = Path(args.workdir)
+    rows = []
+
+    start = time.perf_counter()
+    sources = generate_sources(workdir / "sources", args.videos)
+    print(f"sources: {len(sources)} videos, {directory_size(workdir / 'sources') / 2**20:.1f} MiB "
+          f"({time.perf_counter() - start:.1f} s)", flush=True)
+
+    import tensorflow_datasets as tfds
+
+    import timesformer_jax.data.builders  # noqa: F401
+    from timesformer_jax.data.pipeline import ClipConfig, eval_dataset, train_dataset
+    from timesformer_jax.data.sampling import dense_indices
+
+    data_dir = workdir / "tfds"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    start = time.perf_counter()
+    builder = tfds.builder("video_folder", data_dir=str(data_dir))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(workdir / "sources")))
+    jpeg_prepare = time.perf_counter() - start
+    jpeg_size = directory_size(data_dir)
+    print(f"JPEG frames: prepared in {jpeg_prepare:.1f} s, {jpeg_size / 2**20:.1f} MiB", flush=True)
+
+    config = ClipConfig()  # the official Kinetics-400 settings: 8 x 224, rate 32, jitter 256-320
+    for threads in args.threads:
+        train = pipeline_rate(lambda: train_dataset(builder, "train", args.batch_size, config, process_index=0,
+                                                    process_count=1), threads, args.batch_size, args.batches)
+        evaluation = pipeline_rate(lambda: eval_dataset(builder, "train", args.batch_size, config, process_index=0,
+                                                        process_count=1).repeat(), threads, args.batch_size,
+                                   args.batches)
+        rows.append(("JPEG frames (TFDS)", threads, jpeg_prepare, jpeg_size, train, evaluation))
+        print(f"JPEG, {threads} thread(s): train {train:.1f} clips/s, eval {evaluation:.1f} views/s", flush=True)
+
+    video_dir = workdir / "h264_320"
+    shutil.rmtree(video_dir, ignore_errors=True)
+    start = time.perf_counter()
+    reencode(sources, video_dir, 320)
+    video_prepare = time.perf_counter() - start
+    video_size = directory_size(video_dir)
+    rng = np.random.default_rng(0)
+    videos = sorted(video_dir.glob("*.mp4"))
+    start, clips = time.perf_counter(), 0
+    while time.perf_counter() - start < 10:
+        indices = dense_indices(300, 8, 32, rng.random(), fps=30)
+        pyav_clip(videos[clips % len(videos)], indices)
+        clips += 1
+    video_rate = clips / (time.perf_counter() - start)
+    rows.append(("H.264 at 320, PyAV decode (decode only, no augmentation)", 1, video_prepare, video_size,
+                 video_rate, float("nan")))
+    print(f"H.264: prepared in {video_prepare:.1f} s, {video_size / 2**20:.1f} MiB, {video_rate:.1f} clips/s")
+
+    print("\n| storage | threads | prepare s | MiB on disk | train clips/s | eval views/s |")
+    print("|---|---|---|---|---|---|")
+    for name, threads, prepare, size, train, evaluation in rows:
+        print(f"| {name} | {threads} | {prepare:.1f} | {size / 2**20:.1f} | {train:.1f} | {evaluation:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
