@@ -33,12 +33,19 @@ def generate_sources(root: Path, count: int, seconds: float = 10.0, fps: float =
         if path.exists():
             continue
         rng = np.random.default_rng(i)
-        texture = rng.uniform(0, 255, (90, 160, 3))
-        texture = np.kron(texture, np.ones((4, 4, 1)))  # 360 x 640 blocks, smoothed below
-        texture = (texture + np.roll(texture, 2, 0) + np.roll(texture, 2, 1) + np.roll(texture, 2, (0, 1))) / 4
-        velocity = rng.uniform(-4, 4, size=2)
-        frames = np.stack([np.roll(texture, (int(t * velocity[0]), int(t * velocity[1])), (0, 1))
-                           for t in range(int(seconds * fps))]).astype(np.uint8)
+        # A scene with the smoothness of natural video: a coarse random colour field, bilinearly enlarged, plus
+        # mild grain, panning at a random velocity.
+        coarse = rng.uniform(0, 255, (24, 40, 3))
+        rows = np.linspace(0, 23, 440)
+        cols = np.linspace(0, 39, 740)
+        r0, c0 = np.floor(rows).astype(int).clip(max=22), np.floor(cols).astype(int).clip(max=38)
+        fr, fc = (rows - r0)[:, None, None], (cols - c0)[None, :, None]
+        texture = ((coarse[r0][:, c0] * (1 - fc) + coarse[r0][:, c0 + 1] * fc) * (1 - fr)
+                   + (coarse[r0 + 1][:, c0] * (1 - fc) + coarse[r0 + 1][:, c0 + 1] * fc) * fr)
+        texture += rng.normal(0, 4, texture.shape)
+        velocity = rng.uniform(-1, 1, size=2)
+        frames = np.stack([texture[int(40 + t * velocity[0] / 10):][:360, int(40 + t * velocity[1] / 10):][:, :640]
+                           for t in range(int(seconds * fps))]).clip(0, 255).astype(np.uint8)
         write_video(path, frames, fps)
     return paths
 

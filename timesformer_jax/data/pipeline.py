@@ -114,20 +114,24 @@ def train_dataset(
     ds = _read(builder, host_split(split, process_index, process_count), shuffle=True, seed=seed)
     if repeat:
         ds = ds.repeat()
-    ds = ds.shuffle(shuffle_buffer, seed=seed).enumerate()
 
-    def make_clip(counter, example):
+    def sample_frames(counter, example):
+        # Keep only the sampled frames' JPEG strings, so the shuffle buffer holds clips, not whole videos.
         key = tf.stack([tf.constant(seed, tf.int64), counter])
         seeds = tf.random.experimental.stateless_split(key, 3)
         length = tf.shape(example["video"])[0]
         position = tf.random.stateless_uniform([], seeds[0], dtype=tf.float64)
         offsets = tf.random.stateless_uniform([config.num_frames], seeds[1], dtype=tf.float64)
         indices = _temporal_indices(config, length, example["fps"], position, offsets)
-        frames = transforms.random_train_crop_jpeg(
-            tf.gather(example["video"], indices), seeds[2], config.crop_size, *config.train_scale, config.flip
-        )
-        return {"video": _finish(frames, config), "label": tf.cast(example["label"], tf.int32)}
+        return {"jpegs": tf.gather(example["video"], indices), "label": example["label"], "seed": seeds[2]}
 
+    def make_clip(clip):
+        frames = transforms.random_train_crop_jpeg(clip["jpegs"], clip["seed"], config.crop_size, *config.train_scale,
+                                                   config.flip)
+        return {"video": _finish(frames, config), "label": tf.cast(clip["label"], tf.int32)}
+
+    ds = ds.enumerate().map(sample_frames, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.shuffle(shuffle_buffer, seed=seed)
     ds = ds.map(make_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return _with_options(ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
