@@ -1,0 +1,12 @@
+"""Device meshes and the rules that map the model's logical axis names onto them."""
+from timesformer_jax.parallel.mesh import MESH_AXES, create_mesh, resolve_mesh_shape
+from timesformer_jax.parallel.rules import LOGICAL_AXIS_RULES, batch_sharding, param_shardings
+
+__all__ = [
+    "LOGICAL_AXIS_RULES",
+    "MESH_AXES",
+    "batch_sharding",
+    "create_mesh",
+    "param_shardings",
+    "resolve_mesh_shape",
+]
