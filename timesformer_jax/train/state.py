@@ -1,0 +1,127 @@
+"""Train state created directly on its shardings, and the jitted train / eval steps.
+
+The state is (step, params, opt_state). `create_train_state` jits the initialisation with the rules' parameter
+shardings as outputs, so each device materialises only its shards (no full copy on one device); optimizer state
+leaves take the sharding of the parameter they mirror.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from timesformer_jax.model import TimeSformer
+from timesformer_jax.parallel import LOGICAL_AXIS_RULES, batch_sharding, param_shardings
+from timesformer_jax.train.losses import cross_entropy, top_k_correct
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    opt_state: Any
+
+
+def _mirror_shardings(opt_state_abstract, params_shardings, mesh: Mesh):
+    """Sharding of each optimizer-state leaf: that of the parameter whose path ends its own, else replicated."""
+    by_path = {jax.tree_util.keystr(p): s for p, s in jax.tree_util.tree_leaves_with_path(params_shardings)}
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    def pick(path, leaf):
+        key = jax.tree_util.keystr(path)
+        for param_path, sharding in by_path.items():
+            if key.endswith(param_path) and len(sharding.spec) <= leaf.ndim:
+                return sharding
+        return replicated
+
+    return jax.tree_util.tree_map_with_path(pick, opt_state_abstract)
+
+
+def state_shardings(model: TimeSformer, optimizer: optax.GradientTransformation, mesh: Mesh, video_shape):
+    """(TrainState of NamedShardings, abstract TrainState) for `model` on `mesh`."""
+    video = jax.ShapeDtypeStruct(video_shape, jnp.float32)
+    boxed = jax.eval_shape(model.init, jax.random.key(0), video)
+    params_sharding = param_shardings(boxed, mesh)["params"]
+    params_abstract = nn.unbox(boxed)["params"]
+    opt_abstract = jax.eval_shape(optimizer.init, params_abstract)
+    shardings = TrainState(
+        step=NamedSharding(mesh, PartitionSpec()),
+        params=params_sharding,
+        opt_state=_mirror_shardings(opt_abstract, params_sharding, mesh),
+    )
+    abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abstract, opt_state=opt_abstract)
+    return shardings, abstract
+
+
+def create_train_state(model, optimizer, mesh, video_shape, seed: int = 0, init_params=None):
+    """A TrainState initialised on its shardings. `init_params` (host arrays, e.g. a converted ViT) replace the
+    random initialisation; they are placed shard by shard."""
+    shardings, _ = state_shardings(model, optimizer, mesh, video_shape)
+
+    def init(rng):
+        params = nn.unbox(model.init(rng, jnp.zeros(video_shape, jnp.float32))["params"])
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
+
+    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+        if init_params is None:
+            return jax.jit(init, out_shardings=shardings)(jax.random.key(seed))
+        params = jax.device_put(init_params, shardings.params)
+        opt_state = jax.jit(optimizer.init, out_shardings=shardings.opt_state)(params)
+        return TrainState(step=jax.device_put(jnp.zeros((), jnp.int32), shardings.step), params=params,
+                          opt_state=opt_state)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+    label_smoothing: float = 0.0
+    seed: int = 0  # dropout / drop-path randomness: fold_in(seed, step)
+
+
+def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings: TrainState, config=StepConfig()):
+    """jit(train_step): (state, batch{'video','label'}) -> (state, metrics). State buffers are donated."""
+
+    def train_step(state: TrainState, batch):
+        rng = jax.random.fold_in(jax.random.key(config.seed), state.step)
+
+        def loss_fn(params):
+            logits = model.apply({"params": params}, batch["video"], train=True, rngs={"dropout": rng})
+            return cross_entropy(logits, batch["label"], config.label_smoothing), logits
+
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {
+            "loss": loss,
+            "accuracy": top_k_correct(logits, batch["label"], 1).mean(),
+            "grad_norm": optax.global_norm(grads),
+            "learning_rate": schedule(state.step),
+        }
+        return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    data = batch_sharding(mesh)
+    jitted = jax.jit(train_step, in_shardings=(shardings, data), out_shardings=(shardings, None), donate_argnums=0)
+
+    def run(state, batch):
+        with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+            return jitted(state, batch)
+
+    return run
+
+
+def make_eval_step(model, mesh: Mesh, shardings: TrainState):
+    """jit(eval_step): (params, batch{'video'}) -> logits (B, C) float32, batch-sharded."""
+    data = batch_sharding(mesh)
+    jitted = jax.jit(lambda params, video: model.apply({"params": params}, video),
+                     in_shardings=(shardings.params, data), out_shardings=data)
+
+    def run(params, video):
+        with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+            return jitted(params, video)
+
+    return run
