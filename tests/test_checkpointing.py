@@ -1,0 +1,93 @@
+"""Checkpoints: stop-and-resume equals training straight through; restore onto another mesh shape."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+
+from timesformer_jax.model import create_model
+from timesformer_jax.parallel import create_mesh
+from timesformer_jax.train.checkpointing import Checkpointer
+from timesformer_jax.train.optimizer import OptimizerConfig, create_optimizer
+from timesformer_jax.train.state import StepConfig, create_train_state, make_train_step, state_shardings
+
+SHAPE = (4, 4, 32, 32, 3)
+
+
+def setup():
+    model = create_model("timesformer_tiny", drop_path_rate=0.1)
+    optimizer, schedule = create_optimizer(OptimizerConfig(name="adamw", base_learning_rate=1e-3, epochs=2), 4, 4)
+    mesh = create_mesh({"data": 1}, devices=jax.devices()[:1])
+    shardings, abstract = state_shardings(model, optimizer, mesh, SHAPE)
+    step = make_train_step(model, optimizer, schedule, mesh, shardings, StepConfig(seed=1))
+    return model, optimizer, mesh, shardings, abstract, step
+
+
+def batch(i):
+    rng = np.random.default_rng(i)
+    return {"video": rng.normal(size=SHAPE).astype(np.float32), "label": rng.integers(0, 10, 4).astype(np.int32)}
+
+
+def test_resume_equals_straight_run(tmp_path):
+    model, optimizer, mesh, shardings, abstract, step = setup()
+    straight = create_train_state(model, optimizer, mesh, SHAPE)
+    for i in range(6):
+        straight, _ = step(straight, batch(i))
+
+    state = create_train_state(model, optimizer, mesh, SHAPE)
+    checkpointer = Checkpointer(tmp_path / "ckpt")
+    for i in range(3):
+        state, _ = step(state, batch(i))
+    checkpointer.save(3, state, {"next_batch": 3})
+    checkpointer.close()
+    del state
+
+    resumed_checkpointer = Checkpointer(tmp_path / "ckpt")
+    state, meta = resumed_checkpointer.restore(abstract, shardings)
+    assert meta == {"next_batch": 3} and int(state.step) == 3
+    for i in range(meta["next_batch"], 6):
+        state, _ = step(state, batch(i))
+    for a, b in zip(jax.tree.leaves(jax.device_get(straight)), jax.tree.leaves(jax.device_get(state))):
+        np.testing.assert_array_equal(a, b)
+    assert Checkpointer(tmp_path / "empty").restore(abstract, shardings) is None
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import jax
+    import numpy as np
+    from timesformer_jax.model import create_model
+    from timesformer_jax.parallel import create_mesh
+    from timesformer_jax.train.checkpointing import Checkpointer
+    from timesformer_jax.train.optimizer import OptimizerConfig, create_optimizer
+    from timesformer_jax.train.state import create_train_state, state_shardings
+
+    shape = (8, 4, 32, 32, 3)
+    model = create_model("timesformer_tiny")
+    optimizer, _ = create_optimizer(OptimizerConfig(), 8, 10)
+    saved_on = create_mesh({"data": -1})
+    state = create_train_state(model, optimizer, saved_on, shape, seed=3)
+    checkpointer = Checkpointer(sys.argv[1])
+    checkpointer.save(0, state, {})
+    checkpointer.close()
+    restore_on = create_mesh({"data": 2, "fsdp": 2, "tensor": 2})
+    shardings, abstract = state_shardings(model, optimizer, restore_on, shape)
+    restored, _ = Checkpointer(sys.argv[1]).restore(abstract, shardings)
+    qkv = restored.params["blocks_0"]["attn"]["qkv"]["kernel"]
+    assert qkv.sharding.spec == shardings.params["blocks_0"]["attn"]["qkv"]["kernel"].spec, qkv.sharding
+    for a, b in zip(jax.tree.leaves(jax.device_get(state)), jax.tree.leaves(jax.device_get(restored))):
+        np.testing.assert_array_equal(a, b)
+    print("restored on", dict(restore_on.shape), qkv.sharding.spec, "OK")
+    """
+)
+
+
+def test_restore_onto_another_mesh_shape(tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "ckpt")], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout
