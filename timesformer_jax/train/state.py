@@ -99,7 +99,7 @@ def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings:
         metrics = {
             "loss": loss,
             "accuracy": top_k_correct(logits, batch["label"], 1).mean(),
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "learning_rate": schedule(state.step),
         }
         return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
