@@ -1,4 +1,5 @@
 """Device meshes and the rules that map the model's logical axis names onto them."""
+from timesformer_jax.parallel.batches import global_batch
 from timesformer_jax.parallel.mesh import MESH_AXES, create_mesh, resolve_mesh_shape
 from timesformer_jax.parallel.rules import LOGICAL_AXIS_RULES, batch_sharding, param_shardings
 
@@ -7,6 +8,7 @@ __all__ = [
     "MESH_AXES",
     "batch_sharding",
     "create_mesh",
+    "global_batch",
     "param_shardings",
     "resolve_mesh_shape",
 ]
