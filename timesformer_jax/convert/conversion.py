@@ -22,6 +22,7 @@ from timesformer_jax.model import TimeSformer, apply_overrides, preset_config
 
 _ARCHITECTURE = ("hidden_size", "depth", "patch_size", "in_channels", "mlp_dim", "qkv_bias")
 _VIDEO = ("attention_type", "num_frames", "image_size", "num_classes")
+_CONVERSION_OPTIONS = ("preset", "temporal_init", "resample", "seed")  # convert_checkpoint's non-field keywords
 
 
 def target_fields(checkpoint: SourceCheckpoint, preset: str = "timesformer_base", **overrides) -> dict:
@@ -110,8 +111,8 @@ def convert_to_directory(
     metadata = {
         "input": str(Path(path).absolute()),
         "source": report.source,
-        "options": {k: v for k, v in options.items() if k in ("preset", "temporal_init", "resample", "seed")},
-        "overrides": {k: v for k, v in options.items() if k not in ("preset", "temporal_init", "resample", "seed")},
+        "options": {k: v for k, v in options.items() if k in _CONVERSION_OPTIONS},
+        "overrides": {k: v for k, v in options.items() if k not in _CONVERSION_OPTIONS},
         "report": dataclasses.asdict(report),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -40,9 +40,16 @@ _TOP_PREFIXES = {
 }
 
 
-def is_hf_checkpoint(path: Path) -> bool:
+def read_hf_config(path: Path) -> dict:
+    """The `config.json` of a `save_pretrained` directory ({} when there is none)."""
     config = path / "config.json"
-    return path.is_dir() and config.is_file() and json.loads(config.read_text()).get("model_type") == "timesformer"
+    return json.loads(config.read_text()) if path.is_dir() and config.is_file() else {}
+
+
+def require_exact_gelu(path: Path, config: dict) -> None:
+    """TimeSformer and ViT blocks use exact GELU; any other activation would silently compute something else."""
+    if config.get("hidden_act", "gelu") != "gelu":
+        raise ValueError(f"{path}: hidden_act={config['hidden_act']!r} is not supported; TimeSformer uses exact 'gelu'")
 
 
 def hf_key_to_official(key: str) -> str:
@@ -81,11 +88,9 @@ def read_hf_weights(path: Path) -> dict[str, np.ndarray]:
     raise ValueError(f"{path} has a config.json but no model.safetensors, shard index or pytorch_model.bin")
 
 
-def read_hf_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """(official-named state dict, TimeSformer fields from config.json) for an HF checkpoint directory."""
-    config = json.loads((path / "config.json").read_text())
-    if config.get("hidden_act", "gelu") != "gelu":
-        raise ValueError(f"{path}: hidden_act={config['hidden_act']!r} is not supported; TimeSformer uses exact 'gelu'")
+def read_hf_checkpoint(path: Path, config: dict) -> tuple[dict[str, np.ndarray], dict]:
+    """(official-named state dict, TimeSformer fields from `config`) for an HF Timesformer directory."""
+    require_exact_gelu(path, config)
     state = {hf_key_to_official(k): v for k, v in read_hf_weights(path).items()}
     fields = dict(
         num_heads=config.get("num_attention_heads"),

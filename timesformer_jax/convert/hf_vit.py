@@ -8,13 +8,12 @@ TimeSformer counterpart and becomes `pre_logits.fc.*`, which the conversion drop
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-from timesformer_jax.convert.hf import read_hf_weights
+from timesformer_jax.convert.hf import read_hf_weights, require_exact_gelu
 
 _TOP = {
     "embeddings.cls_token": "cls_token",
@@ -46,11 +45,6 @@ _LAYER = {
 }
 
 
-def is_hf_vit_checkpoint(path: Path) -> bool:
-    config = path / "config.json"
-    return path.is_dir() and config.is_file() and json.loads(config.read_text()).get("model_type") == "vit"
-
-
 def hf_vit_state_to_timm(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """HF ViT tensor names -> timm names, q/k/v fused into `attn.qkv`. Unknown names pass through unchanged."""
     state: dict[str, np.ndarray] = {}
@@ -72,11 +66,9 @@ def hf_vit_state_to_timm(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray
     return state
 
 
-def read_hf_vit_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """(timm-named state dict, TimeSformer fields from config.json) for an HF ViT `save_pretrained` directory."""
-    config = json.loads((path / "config.json").read_text())
-    if config.get("hidden_act", "gelu") != "gelu":
-        raise ValueError(f"{path}: hidden_act={config['hidden_act']!r} is not supported; TimeSformer uses exact 'gelu'")
+def read_hf_vit_checkpoint(path: Path, config: dict) -> tuple[dict[str, np.ndarray], dict]:
+    """(timm-named state dict, TimeSformer fields from `config`) for an HF ViT `save_pretrained` directory."""
+    require_exact_gelu(path, config)
     fields = dict(
         num_heads=config.get("num_attention_heads"),
         layer_norm_eps=config.get("layer_norm_eps", 1e-12),

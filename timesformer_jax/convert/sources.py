@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from timesformer_jax.convert.google_npz import read_google_npz
-from timesformer_jax.convert.hf import hf_key_to_official, is_hf_checkpoint, load_safetensors, read_hf_checkpoint
-from timesformer_jax.convert.hf_vit import is_hf_vit_checkpoint, read_hf_vit_checkpoint
+from timesformer_jax.convert.hf import hf_key_to_official, load_safetensors, read_hf_checkpoint, read_hf_config
+from timesformer_jax.convert.hf_vit import read_hf_vit_checkpoint
 from timesformer_jax.convert.official import unwrap_official_checkpoint
 from timesformer_jax.convert.torch_pickle import load_torch_file
 
@@ -69,10 +69,11 @@ def read_source(path: str | Path, source: str | None = None) -> SourceCheckpoint
         if source not in (None, "hf"):
             raise ValueError(f"source {source!r} expects a file, but {path} is a directory (an 'hf' checkpoint?)")
         source = "hf"
-        if is_hf_vit_checkpoint(path):
-            state, fields = read_hf_vit_checkpoint(path)
-        elif is_hf_checkpoint(path):
-            state, fields = read_hf_checkpoint(path)
+        config = read_hf_config(path)
+        if config.get("model_type") == "vit":
+            state, fields = read_hf_vit_checkpoint(path, config)
+        elif config.get("model_type") == "timesformer":
+            state, fields = read_hf_checkpoint(path, config)
             is_video = True
         else:
             raise ValueError(

@@ -73,11 +73,16 @@ class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             supervised_keys=("video", "label"),
         )
 
-    def _split_generators(self, dl_manager):
+    def _source_dir(self, dl_manager) -> Path:
+        """The folder the annotations and videos are read from: the user's manual directory."""
         manual_dir = Path(dl_manager.manual_dir)
         if not manual_dir.is_dir():
             raise FileNotFoundError(f"manual_dir {manual_dir} does not exist; {self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-        entries, class_names = self._entries(manual_dir)  # annotation errors surface here, before any decoding
+        return manual_dir
+
+    def _split_generators(self, dl_manager):
+        # Annotation errors surface here, before any decoding.
+        entries, class_names = self._entries(self._source_dir(dl_manager))
         self.info.features["label"].names = class_names
         names = set(class_names)
         by_split = collections.defaultdict(list)
@@ -181,18 +186,13 @@ class SyntheticMotion(LocalVideoBuilder):
     def _entries(self, manual_dir):
         return annotations.video_folder_entries(manual_dir), list(CLASSES)
 
-    def _split_generators(self, dl_manager):
+    def _source_dir(self, dl_manager) -> Path:
         # No manual download: the videos are generated into the download directory, then read as a video folder.
         videos = Path(dl_manager.download_dir) / f"synthetic_motion_{self.builder_config.name}"
         if not (videos / "complete").exists():
             write_synthetic_motion(videos, self.builder_config.name, seed=0, log=logging.info)
             (videos / "complete").touch()
-        return super()._split_generators(_ManualDir(videos))
-
-
-@dataclasses.dataclass
-class _ManualDir:
-    manual_dir: Path
+        return videos
 
 
 BUILDERS["synthetic_motion"] = SyntheticMotion
