@@ -15,7 +15,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from timesformer_jax.data.builders import BUILDERS, SKIPPED_FILE, with_short_side
+from timesformer_jax.data.builders import BUILDERS, SKIPPED_FILE, dataset_builder
 
 _DATASET = flags.DEFINE_enum("dataset", None, sorted(BUILDERS), "Dataset builder.")
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Your local copy of the dataset (not for synthetic_motion).")
@@ -29,18 +29,11 @@ flags.mark_flags_as_required(["dataset", "data_dir"])
 def build(dataset: str, data_dir: str, manual_dir: str | None, config: str | None, short_side: int | None):
     import tensorflow_datasets as tfds
 
-    builder_class = BUILDERS[dataset]
-    configs = {c.name: c for c in builder_class.BUILDER_CONFIGS}
-    if config is not None and config not in configs:
-        raise ValueError(f"unknown config {config!r} for {dataset}; expected one of {sorted(configs)}")
-    chosen = configs[config] if config else builder_class.BUILDER_CONFIGS[0]
-    if short_side:
-        chosen = with_short_side(chosen, short_side)
+    builder = dataset_builder(dataset, data_dir, config, short_side)
     if dataset != "synthetic_motion" and not manual_dir:
-        raise ValueError(f"--manual_dir is required for {dataset}: {builder_class.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        raise ValueError(f"--manual_dir is required for {dataset}: {BUILDERS[dataset].MANUAL_DOWNLOAD_INSTRUCTIONS}")
     if manual_dir and not Path(manual_dir).is_dir():
         raise ValueError(f"--manual_dir {manual_dir} is not a directory")
-    builder = builder_class(config=chosen, data_dir=data_dir)
     download_config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
     builder.download_and_prepare(download_config=download_config)
     return builder

@@ -196,3 +196,34 @@ class SyntheticMotion(LocalVideoBuilder):
 
 
 BUILDERS["synthetic_motion"] = SyntheticMotion
+
+
+def dataset_builder(name: str, data_dir: str | None = None, config: str | None = None,
+                    short_side: int | None = None) -> LocalVideoBuilder:
+    """The builder of dataset `name` / `config` (default: its first config) in `data_dir`, stored at
+    `short_side` (default: as the config says). Unknown names or configs raise ValueError."""
+    if name not in BUILDERS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(BUILDERS)}")
+    builder_class = BUILDERS[name]
+    configs = {c.name: c for c in builder_class.BUILDER_CONFIGS}
+    if config is not None and config not in configs:
+        raise ValueError(f"unknown config {config!r} for {name}; expected one of {sorted(configs)}")
+    chosen = configs[config] if config else builder_class.BUILDER_CONFIGS[0]
+    if short_side:
+        chosen = with_short_side(chosen, short_side)
+    return builder_class(config=chosen, data_dir=data_dir)
+
+
+def prepared_builder(name: str, data_dir: str | None = None, config: str | None = None,
+                     short_side: int | None = None) -> LocalVideoBuilder:
+    """`dataset_builder(...)` for reading: FileNotFoundError with the command that prepares it when it is not
+    prepared."""
+    builder = dataset_builder(name, data_dir, config, short_side)
+    if not Path(builder.data_dir).exists() or not builder.info.splits:
+        command = f"python tools/build_dataset.py --dataset {name} --config {builder.builder_config.name}"
+        if data_dir:
+            command += f" --data_dir {data_dir}"
+        raise FileNotFoundError(
+            f"dataset {name}/{builder.builder_config.name} is not prepared in {builder.data_dir}; prepare it with "
+            f"`{command} --manual_dir <your copy>` (synthetic_motion needs no --manual_dir)")
+    return builder

@@ -106,11 +106,13 @@ def train_dataset(
     seed: int = 0,
     shuffle_buffer: int = 512,
     repeat: bool = True,
+    skip_batches: int = 0,
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> tf.data.Dataset:
     """Endless (unless repeat=False), shuffled batches of randomly sampled and augmented training clips.
-    `batch_size` is per host."""
+    `batch_size` is per host. `skip_batches` resumes inside the stream: the batches after the first
+    `skip_batches` are exactly those an unskipped stream yields there, and the skipped clips are never decoded."""
     ds = _read(builder, host_split(split, process_index, process_count), shuffle=True, seed=seed)
     if repeat:
         ds = ds.repeat()
@@ -131,7 +133,7 @@ def train_dataset(
         return {"video": _finish(frames, config), "label": tf.cast(clip["label"], tf.int32)}
 
     ds = ds.enumerate().map(sample_frames, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.shuffle(shuffle_buffer, seed=seed)
+    ds = ds.shuffle(shuffle_buffer, seed=seed).skip(skip_batches * batch_size)
     ds = ds.map(make_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return _with_options(ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 

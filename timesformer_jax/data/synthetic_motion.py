@@ -44,6 +44,7 @@ class SyntheticSize:
 SIZES = {
     "ci": SyntheticSize(train_per_class=24, test_per_class=8, image_size=32, num_frames=16),
     "demo": SyntheticSize(train_per_class=80, test_per_class=20, image_size=64, num_frames=16),
+    "big": SyntheticSize(train_per_class=300, test_per_class=20, image_size=32, num_frames=16),
 }
 
 

@@ -59,10 +59,11 @@ def state_shardings(model: TimeSformer, optimizer: optax.GradientTransformation,
     return shardings, abstract
 
 
-def create_train_state(model, optimizer, mesh, video_shape, seed: int = 0, init_params=None):
-    """A TrainState initialised on its shardings. `init_params` (host arrays, e.g. a converted ViT) replace the
-    random initialisation; they are placed shard by shard."""
-    shardings, _ = state_shardings(model, optimizer, mesh, video_shape)
+def create_train_state(model, optimizer, mesh, video_shape, seed: int = 0, init_params=None, shardings=None):
+    """A TrainState initialised on its shardings (`state_shardings`, computed when not given). `init_params`
+    (host arrays, e.g. a converted ViT) replace the random initialisation; they are placed shard by shard."""
+    if shardings is None:
+        shardings, _ = state_shardings(model, optimizer, mesh, video_shape)
 
     def init(rng):
         params = nn.unbox(model.init(rng, jnp.zeros(video_shape, jnp.float32))["params"])
@@ -81,6 +82,7 @@ def create_train_state(model, optimizer, mesh, video_shape, seed: int = 0, init_
 class StepConfig:
     label_smoothing: float = 0.0
     seed: int = 0  # dropout / drop-path randomness: fold_in(seed, step)
+    accumulation_steps: int = 1  # micro-batches per optimizer update (the schedule counts updates)
 
 
 def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings: TrainState, config=StepConfig()):
@@ -100,7 +102,7 @@ def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings:
             "loss": loss,
             "accuracy": top_k_correct(logits, batch["label"], 1).mean(),
             "grad_norm": optax.tree.norm(grads),
-            "learning_rate": schedule(state.step),
+            "learning_rate": schedule(state.step // config.accumulation_steps),
         }
         return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

@@ -1,0 +1,19 @@
+"""TimeSformer-HR on Kinetics-400: 16 frames x 448^2, sampling rate 4 (the official HR config).
+
+    python tools/train.py --config configs/k400_hr.py --workdir ~/runs/k400_hr --config.init_checkpoint=...
+
+Frames are stored at shorter side 512 (`tools/build_dataset.py ... --short_side 512`) so the 448-512 scale
+jitter never upsamples. Remat is on: 3136 tokens per clip. The optimiser recipe is the base one.
+"""
+from timesformer_jax.train.config import base_config
+
+
+def get_config(attention_type: str = "divided_space_time"):
+    config = base_config("timesformer_hr", attention_type or "divided_space_time")
+    config.model.dtype = "bfloat16"
+    config.model.remat = True
+    config.clip.dtype = "bfloat16"
+    config.clip.sampling_rate = 4
+    config.clip.train_scale = [448, 512]
+    config.dataset.short_side = 512
+    return config

@@ -1,0 +1,107 @@
+"""Multi-view scoring against hand-worked cases and a brute-force reference; reports; progress and metric files."""
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from timesformer_jax.train.evaluation import EvalCounts, EvalResult, count_predictions, write_eval_reports
+from timesformer_jax.train.metric_writers import MetricWriter, read_history
+from timesformer_jax.train.progress import ProgressBar, format_duration
+
+
+def test_views_are_combined_per_video_before_scoring():
+    # One video, class 0, three views: two views narrowly prefer class 1, one strongly prefers class 0.
+    logits = np.array([[0.0, 0.1, -5], [0.0, 0.1, -5], [3.0, 0.0, -5]])
+    counts = count_predictions(logits, np.zeros(3, int), np.zeros(3, int), num_classes=3)
+    metrics = EvalResult(counts).metrics()
+    assert metrics["clip_top1"] == pytest.approx(1 / 3)
+    assert metrics["video_top1"] == 1.0  # summed logits: class 0 wins 3.0 to 0.2
+    assert counts.confusion.tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 0]]
+    # Averaging probabilities instead: class 0 still wins (0.95 + 2 x 0.47 against 2 x 0.52 + 0.05).
+    assert EvalResult(count_predictions(logits, np.zeros(3, int), np.zeros(3, int), 3, "softmax")).metrics()[
+        "video_top1"] == 1.0
+
+
+def test_counts_match_brute_force_and_torch():
+    rng = np.random.default_rng(0)
+    num_videos, views, classes = 37, 3, 12
+    video_labels = rng.integers(0, classes, num_videos)
+    logits = rng.normal(size=(num_videos * views, classes)) + 2 * np.eye(classes)[np.repeat(video_labels, views)]
+    labels = np.repeat(video_labels, views)
+    example_index = np.repeat(rng.permutation(1000)[:num_videos], views)  # any ids, grouped by equality
+    order = rng.permutation(len(labels))  # views arrive in any order
+    result = EvalResult(count_predictions(logits[order], labels[order], example_index[order], classes))
+    metrics = result.metrics()
+
+    t_logits, t_labels = torch.tensor(logits), torch.tensor(labels)
+    assert metrics["loss"] == pytest.approx(torch.nn.functional.cross_entropy(t_logits, t_labels).item(), rel=1e-9)
+    top5 = torch.topk(t_logits, 5).indices
+    assert metrics["clip_top5"] == pytest.approx((top5 == t_labels[:, None]).any(1).double().mean().item())
+    assert metrics["clip_top1"] == pytest.approx((t_logits.argmax(1) == t_labels).double().mean().item())
+    video_scores = logits.reshape(num_videos, views, classes).sum(1)
+    predicted = video_scores.argmax(1)
+    assert metrics["video_top1"] == pytest.approx(np.mean(predicted == video_labels))
+    top5_videos = np.argsort(-video_scores, 1)[:, :5]
+    assert metrics["video_top5"] == pytest.approx(np.mean([l in t for l, t in zip(video_labels, top5_videos)]))
+    for c in range(classes):
+        of_class = video_labels == c
+        expected = np.mean(predicted[of_class] == c) if of_class.any() else np.nan
+        np.testing.assert_equal(result.per_class_accuracy[c], expected)
+        assert result.counts.confusion[c].tolist() == [int(np.sum(predicted[of_class] == j)) for j in range(classes)]
+
+
+def test_counts_add_over_hosts():
+    rng = np.random.default_rng(1)
+    logits, labels = rng.normal(size=(40, 5)), rng.integers(0, 5, 40)
+    index = np.repeat(np.arange(20), 2)
+    whole = count_predictions(logits, labels, index, 5)
+    halves = [count_predictions(logits[s], labels[s], index[s], 5) for s in (slice(0, 20), slice(20, 40))]
+    summed = EvalCounts.from_vector(halves[0].to_vector() + halves[1].to_vector(), 5)
+    assert EvalResult(summed).metrics() == pytest.approx(EvalResult(whole).metrics())
+    np.testing.assert_array_equal(summed.confusion, whole.confusion)
+
+
+def test_eval_reports(tmp_path):
+    counts = count_predictions(np.eye(3)[[0, 1, 1, 2]] * 5, np.array([0, 1, 2, 2]), np.arange(4), 3)
+    write_eval_reports(EvalResult(counts), ["a", "b", "c"], tmp_path, step=7)
+    rows = list(csv.reader((tmp_path / "confusion_matrix.csv").open()))
+    assert rows == [["true \\ predicted", "a", "b", "c"], ["a", "1", "0", "0"], ["b", "0", "1", "0"],
+                    ["c", "0", "1", "1"]]
+    per_class = list(csv.DictReader((tmp_path / "per_class_accuracy.csv").open()))
+    assert [(r["class"], r["videos"], float(r["top1"])) for r in per_class] == [("a", "1", 1.0), ("b", "1", 1.0),
+                                                                             ("c", "2", 0.5)]
+    assert json.loads((tmp_path / "metrics.json").read_text())["video_top1"] == 0.75
+    assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_progress_line_and_eta():
+    stream = io.StringIO()
+    bar = ProgressBar(total_steps=100, clips_per_step=8, stream=stream)
+    bar._last_time -= 2.0  # 10 steps of 8 clips in 2 s: 40 clips/s, 90 steps left: 18 s
+    bar.update(10, loss=2.5, lr=0.01)
+    line = stream.getvalue()
+    assert line.startswith("step 10/100 [") and "loss 2.5 lr 0.01" in line and line.endswith("\n")
+    assert "40.0 clips/s" in line.replace("39.9", "40.0") and "ETA 0:18" in line.replace("0:17", "0:18")
+    assert format_duration(3725) == "1:02:05"
+
+
+def test_metric_history_and_tensorboard_events(tmp_path):
+    import tensorflow as tf
+
+    writer = MetricWriter(tmp_path, resume_step=0)
+    for step in (1, 2, 3):
+        writer.write(step, "train", {"loss": 1.0 / step})
+    writer.close()
+    # A resume from step 2 forgets what was logged after it.
+    MetricWriter(tmp_path, resume_step=2).close()
+    assert [r["step"] for r in read_history(tmp_path)] == [1, 2]
+    events = sorted((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    scalars = [(e.step, v.tag, float(tf.make_ndarray(v.tensor)))
+               for path in events for e in tf.compat.v1.train.summary_iterator(str(path)) for v in e.summary.value]
+    assert scalars == [(1, "train/loss", 1.0), (2, "train/loss", 0.5), (3, "train/loss", pytest.approx(1 / 3))]
+    plugin = next(v.metadata.plugin_data.plugin_name for path in events
+                  for e in tf.compat.v1.train.summary_iterator(str(path)) for v in e.summary.value)
+    assert plugin == "scalars"

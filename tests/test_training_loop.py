@@ -1,0 +1,198 @@
+"""The training loop on the CI-size generated dataset: resume equals a straight run, SIGTERM saves and resumes,
+a non-finite loss stops with the last good checkpoint kept, pretrained initialisation, the CLI tools."""
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from timesformer_jax.data.builders import dataset_builder
+from timesformer_jax.train.checkpointing import Checkpointer
+from timesformer_jax.train.experiment import build_experiment, checkpoint_dir
+from timesformer_jax.train.loop import NonFiniteLossError, train_and_evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_config_file(name: str, arg: str):
+    spec = importlib.util.spec_from_file_location(f"config_{name}", REPO / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tfds")
+    dataset_builder("synthetic_motion", str(directory), "ci").download_and_prepare()
+    return directory
+
+
+def tiny_config(data_dir, attention_type="divided_space_time", **top_level):
+    """The demo config on the CI data, with a tiny model so each step takes milliseconds."""
+    config = load_config_file("demo", f"{attention_type},ci")
+    config.dataset.data_dir = str(data_dir)
+    config.model.update(hidden_size=32, depth=2, num_heads=2, mlp_dim=64, num_frames=4, drop_path_rate=0.1)
+    config.clip.sampling_rate = 4
+    config.batch_size = 8
+    config.eval_batch_size = 16
+    config.dataset.eval_split = "test[:16]"
+    config.log_every_steps = 1
+    config.update(top_level)
+    return config
+
+
+def restored_state(workdir, config, step=None):
+    exp = build_experiment(config)
+    checkpointer = Checkpointer(checkpoint_dir(workdir))
+    state, meta = checkpointer.restore(exp.abstract, exp.shardings, step=step)
+    checkpointer.close()
+    return jax.device_get(state), meta
+
+
+def assert_trees_equal(a, b):
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(leaves_a) == len(leaves_b)
+    for x, y in zip(leaves_a, leaves_b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_stop_and_resume_equals_straight_run(data_dir, tmp_path):
+    # 30 training videos per host and batch 8: 3 steps per epoch, so the resume happens inside epoch 2.
+    config = tiny_config(data_dir, max_steps=5)
+    config.dataset.train_split = "train[:30]"
+    straight = train_and_evaluate(config, tmp_path / "straight", log=lambda m: None)
+    assert (straight.first_step, straight.last_step) == (0, 5)
+
+    config.max_steps = 4
+    first = train_and_evaluate(config, tmp_path / "split", log=lambda m: None)
+    config.max_steps = 5
+    messages = []
+    second = train_and_evaluate(config, tmp_path / "split", log=messages.append)
+    assert (first.last_step, second.first_step, second.last_step) == (4, 4, 5)
+    assert any("resumed from step 4" in m for m in messages)
+
+    state_straight, _ = restored_state(tmp_path / "straight", config)
+    state_split, _ = restored_state(tmp_path / "split", config)
+    assert int(state_split.step) == 5
+    assert_trees_equal(state_straight, state_split)  # params and optimizer state, bit for bit
+
+    history = [json.loads(line) for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in history if r["kind"] == "train"] == [1, 2, 3, 4, 5]
+    for name in ("curves.png", "eval/confusion_matrix.png", "eval/confusion_matrix.csv", "summary.json"):
+        assert (tmp_path / "split" / name).exists(), name
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path):
+    config = tiny_config(data_dir, max_steps=20)
+    config.checkpoint.every_steps = 1
+    config.optimizer.update(warmup_epochs=0.0, base_learning_rate=1e30, clip_grad_norm=None)
+    with pytest.raises(NonFiniteLossError) as raised:
+        train_and_evaluate(config, tmp_path, log=lambda m: None)
+    message = str(raised.value)
+    bad_step = int(message.split(" at step ")[1].split()[0])
+    assert "is nan" in message or "is inf" in message
+    assert f"last good checkpoint is step {bad_step - 1}" in message
+    checkpointer = Checkpointer(checkpoint_dir(tmp_path))
+    assert max(checkpointer.all_steps()) == bad_step - 1  # nothing saved from the diverged state
+    checkpointer.close()
+    state, _ = restored_state(tmp_path, config)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state.params))
+
+
+def test_init_from_converted_checkpoint_with_fresh_head(data_dir, tmp_path):
+    import flax.linen as nn
+
+    from timesformer_jax.convert.converted_checkpoint import save_converted
+    from timesformer_jax.model import TimeSformer
+
+    config = tiny_config(data_dir, max_steps=1)
+    fields = dict(config.model.to_dict(), num_classes=7)  # pretrained on another label set
+    video = np.zeros((1, 4, 32, 32, 3), np.float32)
+    params = jax.device_get(nn.unbox(TimeSformer(**fields).init(jax.random.key(5), video)["params"]))
+    params = jax.tree.map(np.asarray, params)
+    save_converted(tmp_path / "pretrained", fields, params, {"source": "test"})
+
+    config.init_checkpoint = str(tmp_path / "pretrained")
+    config.optimizer.base_learning_rate = 0.0  # so the saved step-1 params are the initial ones
+    config.optimizer.weight_decay = 0.0
+    messages = []
+    train_and_evaluate(config, tmp_path / "run", log=messages.append)
+    assert any("fresh classifier head" in m for m in messages)
+    state, _ = restored_state(tmp_path / "run", config)
+    np.testing.assert_array_equal(state.params["blocks_1"]["attn"]["qkv"]["kernel"],
+                                  params["blocks_1"]["attn"]["qkv"]["kernel"])
+    np.testing.assert_array_equal(state.params["pos_embed"], params["pos_embed"])
+    assert state.params["head"]["kernel"].shape == (32, 10)
+
+    config.model.hidden_size = 48  # another architecture: an error naming the mismatch, not a silent re-init
+    with pytest.raises(ValueError, match="does not fit the config's model"):
+        train_and_evaluate(config, tmp_path / "run2", log=lambda m: None)
+
+
+def run_tool(args, env_extra=None, **kwargs):
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def overrides(data_dir, **fields):
+    base = {"dataset.data_dir": str(data_dir), "model.hidden_size": 32, "model.depth": 2, "model.num_heads": 2,
+            "model.mlp_dim": 64, "model.num_frames": 4, "clip.sampling_rate": 4, "batch_size": 8,
+            "eval_batch_size": 16, "dataset.eval_split": "test[:16]", "log_every_steps": 1}
+    base.update(fields)
+    return [f"--config.{k}={v}" for k, v in base.items()]
+
+
+def test_sigterm_saves_then_rerun_resumes_on_a_sharded_mesh(data_dir, tmp_path):
+    workdir = tmp_path / "run"
+    # 8 simulated devices as (data=4, tensor=2): the loop's sharded path, in a subprocess of its own.
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    args = ["tools/train.py", "--config", "configs/demo.py:divided_space_time,ci", "--workdir", str(workdir),
+            *overrides(data_dir, **{"mesh.data": 4, "mesh.tensor": 2, "optimizer.epochs": 50})]
+    process = run_tool(args, env)
+    history = workdir / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, process.communicate()[0][-3000:]
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 128 + signal.SIGTERM, output[-3000:]
+    assert "stopped by SIGTERM" in output
+    saved = Checkpointer(checkpoint_dir(workdir))
+    stopped_at = saved.latest_step()
+    saved.close()
+    assert stopped_at is not None and stopped_at >= 3
+
+    rerun = run_tool(args[:5] + overrides(data_dir, **{"mesh.data": 4, "mesh.tensor": 2, "optimizer.epochs": 50,
+                                                      "max_steps": stopped_at + 2}), env)
+    output = rerun.communicate(timeout=240)[0]
+    assert rerun.returncode == 0, output[-3000:]
+    assert f"resumed from step {stopped_at}" in output
+    assert f"steps {stopped_at} -> {stopped_at + 2}" in output
+
+    evaluated = run_tool(["tools/eval.py", "--config", "configs/demo.py:divided_space_time,ci", "--workdir",
+                          str(workdir), "--step", "best", *overrides(data_dir)], {"JAX_PLATFORMS": "cpu"})
+    output = evaluated.communicate(timeout=240)[0]
+    assert evaluated.returncode == 0, output[-3000:]
+    report = json.loads(output[output.rindex("{"):])
+    assert report["step"] == stopped_at + 2 and 0 <= report["video_top1"] <= 1
+    assert (workdir / f"eval_step{stopped_at + 2}" / "confusion_matrix.png").exists()
+
+
+def test_bad_config_gives_a_clear_error(data_dir, tmp_path):
+    process = run_tool(["tools/train.py", "--config", "configs/demo.py:divided_space_time,ci", "--workdir",
+                        str(tmp_path), *overrides(tmp_path / "nowhere")], {"JAX_PLATFORMS": "cpu"})
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 1
+    assert "is not prepared" in output and "tools/build_dataset.py --dataset synthetic_motion --config ci" in output

@@ -1,0 +1,86 @@
+"""The training config: one ConfigDict schema shared by every file under `configs/`.
+
+    config.model      TimeSformer fields (preset + attention_type, dtype, drop_path_rate, ...)
+    config.dataset    name / config of a prepared TFDS dataset (tools/build_dataset.py), data_dir, splits
+    config.clip       ClipConfig fields except num_frames / crop_size, which come from the model
+    config.optimizer  OptimizerConfig fields (the paper's SGD by default)
+    config.mesh       sizes of the data / fsdp / tensor axes (-1: the remaining devices)
+    config.checkpoint save interval and how many to keep
+    top level         global batch sizes, label smoothing, seed, init checkpoint, eval / log intervals
+
+`configs/<name>.py` start from `base_config()` and change what their setting needs; every field can be
+overridden from the command line (`--config.batch_size=16`, `--config.model.attention_type=joint_space_time`).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import ml_collections
+
+from timesformer_jax.data.pipeline import ClipConfig
+from timesformer_jax.model.presets import PRESETS
+from timesformer_jax.train.optimizer import OptimizerConfig
+
+_CLIP_FROM_MODEL = ("num_frames", "crop_size")
+
+
+def _dataclass_defaults(cls, exclude=()) -> dict:
+    values = {}
+    for field in dataclasses.fields(cls):
+        if field.name in exclude:
+            continue
+        value = field.default
+        values[field.name] = list(value) if isinstance(value, tuple) else value
+    return values
+
+
+def base_config(preset: str = "timesformer_base", attention_type: str = "divided_space_time") -> ml_collections.ConfigDict:
+    """The official Kinetics-400 recipe on `preset`: 8 x 32 dense clips, SGD lr 0.005 per 64 clips, 15 epochs."""
+    config = ml_collections.ConfigDict()
+    config.model = ml_collections.ConfigDict(dict(PRESETS[preset], attention_type=attention_type))
+    config.model.dtype = "float32"  # compute dtype; "bfloat16" for mixed precision (params stay float32)
+    config.model.drop_path_rate = 0.0
+    config.model.dropout_rate = 0.0
+    config.model.remat = False
+    config.model.attention_impl = ml_collections.FieldReference(None, field_type=str)  # None: JAX picks
+
+    config.dataset = ml_collections.ConfigDict()
+    config.dataset.name = "kinetics"
+    config.dataset.config = "400"
+    config.dataset.data_dir = ml_collections.FieldReference(None, field_type=str)  # None: TFDS default
+    config.dataset.short_side = ml_collections.FieldReference(None, field_type=int)  # None: as built (320)
+    config.dataset.train_split = "train"
+    config.dataset.eval_split = "validation"
+
+    config.clip = ml_collections.ConfigDict(_dataclass_defaults(ClipConfig, exclude=_CLIP_FROM_MODEL))
+    config.optimizer = ml_collections.ConfigDict(_dataclass_defaults(OptimizerConfig))
+    config.optimizer.clip_grad_norm = ml_collections.FieldReference(None, field_type=float)
+
+    config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    config.checkpoint = ml_collections.ConfigDict(dict(every_steps=1000, keep=3))
+
+    config.batch_size = 64  # global, over all hosts and devices (the official 8 GPUs x 8)
+    config.eval_batch_size = 64  # global, in views
+    config.label_smoothing = 0.0
+    config.seed = 0
+    config.shuffle_buffer = 512
+    config.init_checkpoint = ""  # converted checkpoint dir (tools/convert.py) or a ViT/TimeSformer file
+    config.eval_every_epochs = 1
+    config.eval_aggregation = "logits"  # how a video's views combine: "logits" (summed, as the official test) or "softmax"
+    config.log_every_steps = 50
+    config.max_steps = -1  # stop after this many steps (the schedule still spans optimizer.epochs); -1: all
+    return config
+
+
+def clip_config(config: ml_collections.ConfigDict) -> ClipConfig:
+    fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in config.clip.items()}
+    return ClipConfig(num_frames=config.model.num_frames, crop_size=config.model.image_size, **fields)
+
+
+def optimizer_config(config: ml_collections.ConfigDict) -> OptimizerConfig:
+    fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in config.optimizer.items()}
+    return OptimizerConfig(**fields)
+
+
+def model_fields(config: ml_collections.ConfigDict) -> dict:
+    return config.model.to_dict()

@@ -1,0 +1,114 @@
+"""Everything a config fixes before the first step: model, mesh, dataset, batch arithmetic, optimizer, shardings.
+
+Shared by training and evaluation, so both read a config the same way.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+from timesformer_jax.data.builders import prepared_builder
+from timesformer_jax.data.pipeline import ClipConfig
+from timesformer_jax.model import TimeSformer
+from timesformer_jax.model.presets import check_model_fields
+from timesformer_jax.parallel import create_mesh
+from timesformer_jax.train.config import clip_config, model_fields, optimizer_config
+from timesformer_jax.train.optimizer import create_optimizer
+from timesformer_jax.train.state import TrainState, state_shardings
+
+
+@dataclasses.dataclass
+class Experiment:
+    config: ml_collections.ConfigDict
+    model: TimeSformer
+    mesh: jax.sharding.Mesh
+    builder: object  # the prepared TFDS builder
+    class_names: list[str]
+    clip: ClipConfig
+    global_batch: int  # clips per micro-step, all hosts
+    local_batch: int  # clips per micro-step on this host
+    eval_global_batch: int
+    eval_local_batch: int
+    steps_per_epoch: int  # micro-steps (train_step calls) per epoch
+    total_steps: int  # micro-steps of the whole schedule
+    optimizer: object
+    schedule: object
+    shardings: TrainState
+    abstract: TrainState
+
+    @property
+    def video_shape(self) -> tuple[int, ...]:
+        """Smallest batch the mesh's batch axes can split: what state initialisation traces with."""
+        batch = self.mesh.shape["data"] * self.mesh.shape["fsdp"]
+        return (batch, self.clip.num_frames, self.clip.crop_size, self.clip.crop_size, 3)
+
+    @property
+    def last_step(self) -> int:
+        max_steps = self.config.max_steps
+        return self.total_steps if max_steps is None or max_steps < 0 else min(max_steps, self.total_steps)
+
+    def num_examples(self, split: str) -> int:
+        return self.builder.info.splits[split].num_examples
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The input pipeline's seed for one epoch: a fixed function of (seed, epoch), so a resumed run reads the
+    same clips as an uninterrupted one."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _per_host(global_size: int, what: str, mesh) -> int:
+    processes = jax.process_count()
+    batch_devices = mesh.shape["data"] * mesh.shape["fsdp"]
+    if global_size % batch_devices or global_size % processes:
+        raise ValueError(f"{what} {global_size} must be divisible by the batch-sharded devices "
+                         f"(data x fsdp = {batch_devices}) and by the process count ({processes})")
+    return global_size // processes
+
+
+def build_experiment(config: ml_collections.ConfigDict) -> Experiment:
+    fields = model_fields(config)
+    check_model_fields(fields)
+    model = TimeSformer(**fields)
+    mesh = create_mesh(dict(config.mesh))
+    builder = prepared_builder(config.dataset.name, config.dataset.data_dir, config.dataset.config,
+                               config.dataset.short_side)
+    class_names = list(builder.info.features["label"].names)
+    if len(class_names) != model.num_classes:
+        raise ValueError(f"config.model.num_classes is {model.num_classes}, but dataset {builder.name}/"
+                         f"{builder.builder_config.name} has {len(class_names)} classes")
+    for split in (config.dataset.train_split, config.dataset.eval_split):
+        try:
+            builder.info.splits[split]  # also accepts TFDS slices such as "train[:90%]"
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"dataset {builder.name} has no split {split!r} ({e}); it has "
+                             f"{sorted(builder.info.splits)}") from None
+    clip = clip_config(config)
+    optim = optimizer_config(config)
+    local_batch = _per_host(config.batch_size, "config.batch_size", mesh)
+    eval_local_batch = _per_host(config.eval_batch_size, "config.eval_batch_size", mesh)
+    num_train = builder.info.splits[config.dataset.train_split].num_examples
+    steps_per_epoch = (num_train // jax.process_count()) // local_batch
+    steps_per_epoch -= steps_per_epoch % optim.accumulation_steps
+    if steps_per_epoch == 0:
+        raise ValueError(f"the {config.dataset.train_split!r} split has {num_train} videos, fewer than one "
+                         f"optimizer step of {config.batch_size * optim.accumulation_steps} clips")
+    optimizer, schedule = create_optimizer(optim, config.batch_size * optim.accumulation_steps,
+                                           steps_per_epoch // optim.accumulation_steps)
+    experiment = Experiment(
+        config=config, model=model, mesh=mesh, builder=builder, class_names=class_names, clip=clip,
+        global_batch=config.batch_size, local_batch=local_batch, eval_global_batch=config.eval_batch_size,
+        eval_local_batch=eval_local_batch, steps_per_epoch=steps_per_epoch,
+        total_steps=optim.epochs * steps_per_epoch, optimizer=optimizer, schedule=schedule,
+        shardings=None, abstract=None,
+    )
+    experiment.shardings, experiment.abstract = state_shardings(model, optimizer, mesh, experiment.video_shape)
+    return experiment
+
+
+def checkpoint_dir(workdir: str | Path) -> Path:
+    return Path(workdir).absolute() / "checkpoints"

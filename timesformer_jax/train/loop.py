@@ -1,0 +1,268 @@
+"""The training loop: resume or initialise, train with periodic checkpoints and evaluations, stop cleanly.
+
+    workdir/
+      checkpoints/<step>/   orbax: TrainState + meta (last `checkpoint.keep`, plus the best by video top-1)
+      metrics.jsonl         train / eval metrics history (the curves are drawn from it)
+      tensorboard/          event files
+      curves.png            loss and accuracy, redrawn at each evaluation
+      eval/                 the latest evaluation: metrics.json, per-class accuracy, confusion matrix CSV + PNG
+
+A run is a pure function of (config, step): the input stream of epoch e is seeded by (seed, e) and a resumed
+run skips the batches already consumed, so stop-and-resume gives the same parameters as running straight
+through. Metrics are fetched from the device only at logging points and before every save; a non-finite loss
+or gradient norm stops the run before anything is saved after it, so the last checkpoint is always good.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax
+import ml_collections
+
+from timesformer_jax.data.pipeline import eval_dataset, eval_num_batches, train_dataset
+from timesformer_jax.parallel import global_batch
+from timesformer_jax.train.checkpointing import BEST_METRIC, Checkpointer
+from timesformer_jax.train.evaluation import evaluate, write_eval_reports
+from timesformer_jax.train.experiment import Experiment, build_experiment, checkpoint_dir, epoch_seed
+from timesformer_jax.train.metric_writers import MetricWriter, read_history
+from timesformer_jax.train.plots import plot_curves
+from timesformer_jax.train.preemption import stop_on_signals
+from timesformer_jax.train.pretrained_init import fit_pretrained, read_pretrained
+from timesformer_jax.train.progress import ProgressBar, format_duration
+from timesformer_jax.train.state import StepConfig, create_train_state, make_eval_step, make_train_step
+
+CURVES_FILE = "curves.png"
+EVAL_DIR = "eval"
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN / inf loss or gradient norm."""
+
+
+@dataclasses.dataclass
+class RunSummary:
+    workdir: str
+    attention_type: str
+    first_step: int
+    last_step: int
+    total_steps: int
+    seconds: float
+    clips_per_second: float
+    stopped_by: str | None = None  # a signal name when the run was interrupted
+    eval_metrics: dict | None = None  # the last evaluation
+    best_step: int | None = None
+
+    def text(self) -> str:
+        lines = [f"run in {self.workdir}: {self.attention_type}, steps {self.first_step} -> {self.last_step} of "
+                 f"{self.total_steps} in {format_duration(self.seconds)} ({self.clips_per_second:.1f} clips/s)"]
+        if self.stopped_by:
+            lines.append(f"stopped by {self.stopped_by} at step {self.last_step}; checkpoint saved; run the same "
+                         "command again to resume")
+        if self.eval_metrics:
+            m = self.eval_metrics
+            lines.append(f"eval: video top-1 {100 * m['video_top1']:.2f}%  top-5 {100 * m['video_top5']:.2f}%  "
+                         f"clip top-1 {100 * m['clip_top1']:.2f}%  top-5 {100 * m['clip_top5']:.2f}%  "
+                         f"loss {m['loss']:.4f}")
+        if self.best_step is not None:
+            lines.append(f"best checkpoint (by {BEST_METRIC}): step {self.best_step}")
+        return "\n".join(lines)
+
+
+def _is_main() -> bool:
+    return jax.process_index() == 0
+
+
+def _initial_state(exp: Experiment, log: Callable[[str], None]):
+    state = create_train_state(exp.model, exp.optimizer, exp.mesh, exp.video_shape, seed=exp.config.seed,
+                               shardings=exp.shardings)
+    if not exp.config.init_checkpoint:
+        return state
+    pretrained = read_pretrained(exp.config.init_checkpoint, exp.config.model.to_dict(), log)
+    params = fit_pretrained(pretrained, state.params, log)
+    return create_train_state(exp.model, exp.optimizer, exp.mesh, exp.video_shape, init_params=params,
+                              shardings=exp.shardings)
+
+
+def run_evaluation(exp: Experiment, params, eval_step, step: int, directory: Path, log: Callable[[str], None]):
+    """Evaluate `params` on the eval split; write reports to `directory` (process 0). Returns metrics."""
+    split = exp.config.dataset.eval_split
+    num_batches = eval_num_batches(exp.num_examples(split), jax.process_count(), exp.clip.num_views,
+                                   exp.eval_local_batch)
+    batches = eval_dataset(exp.builder, split, exp.eval_local_batch, exp.clip, num_batches=num_batches)
+    started = time.perf_counter()
+    result = evaluate(eval_step, params, batches.as_numpy_iterator(), exp.mesh, len(exp.class_names),
+                      exp.config.eval_aggregation)
+    metrics = result.metrics()
+    log(f"eval at step {step}: {result.num_videos} videos x {exp.clip.num_views} views in "
+        f"{time.perf_counter() - started:.1f}s: video top-1 {100 * metrics['video_top1']:.2f}% "
+        f"top-5 {100 * metrics['video_top5']:.2f}%, clip top-1 {100 * metrics['clip_top1']:.2f}%")
+    if _is_main():
+        write_eval_reports(result, exp.class_names, directory, step,
+                           f"{exp.model.attention_type}: video confusion, step {step}")
+    return metrics
+
+
+class _PendingMetrics:
+    """Train-step metrics still on the device; `drain()` fetches them, checks them and averages them."""
+
+    def __init__(self):
+        self.items: list[tuple[int, dict]] = []
+
+    def add(self, step: int, metrics) -> None:
+        self.items.append((step, metrics))
+
+    def drain(self) -> dict | None:
+        if not self.items:
+            return None
+        fetched = jax.device_get(self.items)
+        self.items = []
+        for step, metrics in fetched:
+            for name in ("loss", "grad_norm"):
+                if not math.isfinite(float(metrics[name])):
+                    raise NonFiniteLossError(
+                        f"{name} is {float(metrics[name])} at step {step} (learning rate "
+                        f"{float(metrics['learning_rate']):.3g})")
+        return {name: sum(float(m[name]) for _, m in fetched) / len(fetched) for name in fetched[0][1]}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
+                       log: Callable[[str], None] | None = None) -> RunSummary:
+    """Train `config` in `workdir`, resuming from its latest checkpoint if there is one. Raises
+    NonFiniteLossError (after keeping the last good checkpoint) when the loss or gradients stop being finite."""
+    workdir = Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    main = _is_main()
+    log = log or (lambda message: print(message, flush=True) if main else None)
+    exp = build_experiment(config)
+    checkpointer = Checkpointer(checkpoint_dir(workdir), max_to_keep=config.checkpoint.keep)
+    restored = checkpointer.restore(exp.abstract, exp.shardings)
+    if restored is None:
+        state, first_step = _initial_state(exp, log), 0
+        if main:
+            (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+    else:
+        state, meta = restored
+        first_step = int(state.step)
+        if meta.get("steps_per_epoch") not in (None, exp.steps_per_epoch):
+            log(f"warning: the checkpoint was made with {meta['steps_per_epoch']} steps per epoch, this config has "
+                f"{exp.steps_per_epoch} (batch size or dataset changed): the data order will not match")
+        log(f"resumed from step {first_step} ({checkpointer.directory})")
+    last_step = exp.last_step
+    log(f"{exp.model.attention_type}: {exp.num_examples(config.dataset.train_split)} training videos, "
+        f"{exp.steps_per_epoch} steps of {exp.global_batch} clips per epoch, steps {first_step} -> {last_step} of "
+        f"{exp.total_steps}, mesh {dict(exp.mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} "
+        f"device(s) in {jax.process_count()} process(es)")
+
+    train_step = make_train_step(exp.model, exp.optimizer, exp.schedule, exp.mesh, exp.shardings,
+                                 StepConfig(label_smoothing=config.label_smoothing, seed=config.seed,
+                                            accumulation_steps=config.optimizer.accumulation_steps))
+    eval_step = make_eval_step(exp.model, exp.mesh, exp.shardings)
+    writer = MetricWriter(workdir, resume_step=first_step, enabled=main)
+    progress = ProgressBar(last_step, exp.global_batch, first_step=first_step, enabled=main)
+    pending = _PendingMetrics()
+    meta = {"steps_per_epoch": exp.steps_per_epoch, "global_batch": exp.global_batch}
+    eval_metrics, stopped_by = None, None
+    started, step = time.perf_counter(), first_step
+
+    def log_train(step):
+        averaged = pending.drain()
+        if averaged is None:
+            return
+        writer.write(step, "train", averaged)
+        progress.update(step, loss=averaged["loss"], lr=averaged["learning_rate"])
+
+    def evaluate_and_plot(step):
+        progress.message(f"evaluating at step {step} ...")
+        metrics = run_evaluation(exp, state.params, eval_step, step, workdir / EVAL_DIR, progress.message)
+        writer.write(step, "eval", metrics)
+        if main:
+            plot_curves(read_history(workdir), workdir / CURVES_FILE,
+                        f"{exp.model.attention_type} ({config.dataset.name}/{config.dataset.config})")
+        progress.restart_clock()
+        return metrics
+
+    try:
+        with stop_on_signals() as stop:
+            while step < last_step and not stopped_by:
+                epoch, in_epoch = divmod(step, exp.steps_per_epoch)
+                batches = train_dataset(
+                    exp.builder, config.dataset.train_split, exp.local_batch, exp.clip,
+                    seed=epoch_seed(config.seed, epoch), shuffle_buffer=config.shuffle_buffer, repeat=False,
+                    skip_batches=in_epoch,
+                ).take(min(exp.steps_per_epoch, last_step - epoch * exp.steps_per_epoch) - in_epoch)
+                for batch in batches.as_numpy_iterator():
+                    state, metrics = train_step(state, global_batch(batch, exp.mesh))
+                    step += 1
+                    pending.add(step, metrics)
+                    epoch_end = step % exp.steps_per_epoch == 0
+                    eval_due = step == last_step or (
+                        epoch_end and (step // exp.steps_per_epoch) % config.eval_every_epochs == 0)
+                    save_due = eval_due or step % config.checkpoint.every_steps == 0
+                    if stop.requested or (jax.process_count() > 1 and checkpointer.reached_preemption(step)):
+                        stopped_by = stop.signal_name or "preemption notice"
+                        save_due, eval_due = True, False
+                    if save_due or step % config.log_every_steps == 0:
+                        log_train(step)  # also checks finiteness before anything is saved
+                    if eval_due:
+                        eval_metrics = evaluate_and_plot(step)
+                    if save_due:
+                        checkpointer.save(step, state, meta, force=True,
+                                          metrics={BEST_METRIC: eval_metrics[BEST_METRIC]} if eval_due else None)
+                    if stopped_by:
+                        break
+    except NonFiniteLossError as e:
+        progress.close()
+        checkpointer.close()
+        writer.close()
+        kept = checkpointer.latest_step()
+        raise NonFiniteLossError(
+            f"training stopped: {e}. Nothing was saved after it; the last good checkpoint is "
+            + (f"step {kept} in {checkpointer.directory}" if kept is not None else "none (no save had happened yet)")
+            + ". Lower optimizer.base_learning_rate, set optimizer.clip_grad_norm, or check the data; rerunning "
+            "resumes from that checkpoint.") from None
+    progress.close()
+    best_step = checkpointer.best_step()
+    checkpointer.close()
+    writer.close()
+    seconds = time.perf_counter() - started
+    summary = RunSummary(
+        workdir=str(workdir), attention_type=exp.model.attention_type, first_step=first_step, last_step=step,
+        total_steps=exp.total_steps, seconds=seconds,
+        clips_per_second=(step - first_step) * exp.global_batch / max(seconds, 1e-9), stopped_by=stopped_by,
+        eval_metrics=eval_metrics, best_step=best_step,
+    )
+    if main:
+        (workdir / "summary.json").write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
+    log(summary.text())
+    return summary
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, step: int | str | None = None,
+                        log: Callable[[str], None] | None = None) -> tuple[int, dict]:
+    """Evaluate checkpoint `step` of `workdir` (None: the latest; "best": the best by video top-1). Reports go to
+    workdir/eval_step<N>/. Returns (step, metrics)."""
+    workdir = Path(workdir).absolute()
+    log = log or (lambda message: print(message, flush=True) if _is_main() else None)
+    exp = build_experiment(config)
+    checkpointer = Checkpointer(checkpoint_dir(workdir))
+    if step == "best":
+        step = checkpointer.best_step()
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {checkpointer.directory} carries evaluation metrics")
+    elif step is not None:
+        step = int(step)
+    restored = checkpointer.restore(exp.abstract, exp.shardings, step=step)
+    checkpointer.close()
+    if restored is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first (tools/train.py)")
+    state, _ = restored
+    step = int(state.step)
+    metrics = run_evaluation(exp, state.params, make_eval_step(exp.model, exp.mesh, exp.shardings), step,
+                             workdir / f"eval_step{step}", log)
+    log(f"reports: {workdir / f'eval_step{step}'}")
+    return step, metrics

@@ -1,0 +1,44 @@
+"""Evaluate a checkpoint: `python tools/eval.py --config configs/k400_base.py --workdir DIR [--step N|best]`.
+
+Multi-view test (config.clip.num_temporal_views x num_spatial_crops per video); prints clip and video
+top-1/top-5 and writes metrics.json, per_class_accuracy.csv and confusion_matrix.{csv,png} to
+DIR/eval_step<N>/. Multi-process flags are those of tools/train.py.
+"""
+import json
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from timesformer_jax.parallel.distributed import initialize_distributed
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "The config the checkpoint was trained with.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir holding checkpoints/.")
+_STEP = flags.DEFINE_string("step", None, "Checkpoint step to evaluate, or 'best'; default: the latest.")
+_DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"], "See tools/train.py.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (multi-process runs).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process runs).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process runs).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    initialize_distributed(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    from timesformer_jax.train.loop import evaluate_checkpoint
+
+    step = _STEP.value
+    if step not in (None, "best") and not step.isdigit():
+        print(f"error: --step must be a step number or 'best', got {step!r}", file=sys.stderr)
+        return 1
+    try:
+        step, metrics = evaluate_checkpoint(_CONFIG.value, _WORKDIR.value, step)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({"step": step, **{k: round(v, 6) for k, v in metrics.items()}}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,45 @@
+"""Train a TimeSformer: `python tools/train.py --config configs/k400_base.py --workdir DIR`.
+
+Any config field can be overridden (`--config.batch_size=16`, `--config.model.attention_type=joint_space_time`,
+`--config.init_checkpoint=vit_base.npz`). Rerunning the same command resumes from the workdir's latest
+checkpoint. SIGTERM / Ctrl-C save a checkpoint at the next step and exit with status 143 / 130.
+
+Several processes (hosts): each runs the same command; on TPU VMs and SLURM add `--distributed=on`, elsewhere
+pass `--coordinator_address=HOST:PORT --num_processes=N --process_id=I` (or set JAX_COORDINATOR_ADDRESS,
+JAX_NUM_PROCESSES, JAX_PROCESS_ID).
+"""
+import signal
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from timesformer_jax.parallel.distributed import initialize_distributed
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, plots and reports.")
+_DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
+                                 "Call jax.distributed.initialize: auto = when a coordinator address is given.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (multi-process runs).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process runs).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process runs).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    initialize_distributed(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    from timesformer_jax.train.loop import NonFiniteLossError, train_and_evaluate
+
+    try:
+        summary = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except (NonFiniteLossError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if summary.stopped_by in ("SIGTERM", "SIGINT"):
+        return 128 + signal.Signals[summary.stopped_by].value
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
