@@ -7,7 +7,7 @@ DIR/eval_step<N>/. Multi-process flags are those of tools/train.py.
 import json
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from timesformer_jax.parallel.distributed import initialize_distributed
@@ -24,6 +24,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # TFDS's per-read INFO lines would drown the progress bar
     initialize_distributed(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from timesformer_jax.train.loop import evaluate_checkpoint
 

@@ -11,7 +11,7 @@ JAX_NUM_PROCESSES, JAX_PROCESS_ID).
 import signal
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from timesformer_jax.parallel.distributed import initialize_distributed
@@ -28,6 +28,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # TFDS's per-read INFO lines would drown the progress bar
     initialize_distributed(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from timesformer_jax.train.loop import NonFiniteLossError, train_and_evaluate
 
