@@ -10,22 +10,19 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from timesformer_jax.parallel.distributed import initialize_distributed
+from timesformer_jax.parallel.distributed import define_distributed_flags, initialize_from_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The config the checkpoint was trained with.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir holding checkpoints/.")
 _STEP = flags.DEFINE_string("step", None, "Checkpoint step to evaluate, or 'best'; default: the latest.")
-_DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"], "See tools/train.py.")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (multi-process runs).")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process runs).")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process runs).")
+_DISTRIBUTED_FLAGS = define_distributed_flags()
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # TFDS's per-read INFO lines would drown the progress bar
-    initialize_distributed(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    initialize_from_flags(_DISTRIBUTED_FLAGS)
     from timesformer_jax.train.loop import evaluate_checkpoint
 
     step = _STEP.value

@@ -29,3 +29,21 @@ def initialize_distributed(mode: str = "auto", coordinator_address: str | None =
     jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                                process_id=process_id, initialization_timeout=timeout_s)
     return True
+
+
+def define_distributed_flags():
+    """absl flags for the tools that join multi-process runs; pass the result to `initialize_from_flags`."""
+    from absl import flags
+
+    return (
+        flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
+                          "Call jax.distributed.initialize: on (TPU VMs, SLURM: it finds the coordinator), off, or "
+                          "auto = when a coordinator address is given."),
+        flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (multi-process runs)."),
+        flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process runs)."),
+        flags.DEFINE_integer("process_id", None, "This process's index (multi-process runs)."),
+    )
+
+
+def initialize_from_flags(defined) -> bool:
+    return initialize_distributed(*(flag.value for flag in defined))

@@ -72,14 +72,18 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     return config
 
 
+def _dataclass_fields(section: ml_collections.ConfigDict) -> dict:
+    """Config values as the frozen dataclasses hold them (lists, which ConfigDict keeps, become tuples)."""
+    return {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in section.items()}
+
+
 def clip_config(config: ml_collections.ConfigDict) -> ClipConfig:
-    fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in config.clip.items()}
-    return ClipConfig(num_frames=config.model.num_frames, crop_size=config.model.image_size, **fields)
+    return ClipConfig(num_frames=config.model.num_frames, crop_size=config.model.image_size,
+                      **_dataclass_fields(config.clip))
 
 
 def optimizer_config(config: ml_collections.ConfigDict) -> OptimizerConfig:
-    fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in config.optimizer.items()}
-    return OptimizerConfig(**fields)
+    return OptimizerConfig(**_dataclass_fields(config.optimizer))
 
 
 def model_fields(config: ml_collections.ConfigDict) -> dict:

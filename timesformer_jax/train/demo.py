@@ -54,11 +54,9 @@ def format_table(rows: Sequence[tuple[str, dict[str, float], float]]) -> str:
 
 def plot_comparison(histories: dict[str, list[dict]], path: str | Path) -> Path:
     """Eval video top-1 and train loss against step, one line per scheme."""
-    import matplotlib
+    from timesformer_jax.train.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for name, history in histories.items():
         train = [r for r in history if r["kind"] == "train"]

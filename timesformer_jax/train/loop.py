@@ -77,6 +77,11 @@ def _is_main() -> bool:
     return jax.process_index() == 0
 
 
+def _print_on_main(message: str) -> None:
+    if _is_main():
+        print(message, flush=True)
+
+
 def _initial_state(exp: Experiment, log: Callable[[str], None]):
     state = create_train_state(exp.model, exp.optimizer, exp.mesh, exp.video_shape, seed=exp.config.seed,
                                shardings=exp.shardings)
@@ -137,7 +142,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     main = _is_main()
-    log = log or (lambda message: print(message, flush=True) if main else None)
+    log = log or _print_on_main
     exp = build_experiment(config)
     checkpointer = Checkpointer(checkpoint_dir(workdir), max_to_keep=config.checkpoint.keep)
     restored = checkpointer.restore(exp.abstract, exp.shardings)
@@ -247,7 +252,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, 
     """Evaluate checkpoint `step` of `workdir` (None: the latest; "best": the best by video top-1). Reports go to
     workdir/eval_step<N>/. Returns (step, metrics)."""
     workdir = Path(workdir).absolute()
-    log = log or (lambda message: print(message, flush=True) if _is_main() else None)
+    log = log or _print_on_main
     exp = build_experiment(config)
     checkpointer = Checkpointer(checkpoint_dir(workdir))
     if step == "best":

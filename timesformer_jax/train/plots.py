@@ -10,7 +10,8 @@ from typing import Sequence
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,7 +22,7 @@ def _pyplot():
 
 def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> Path:
     """Loss (train; eval when logged) and accuracy (train clips, eval clips and videos) against step."""
-    plt = _pyplot()
+    plt = pyplot()
     train = [r for r in history if r["kind"] == "train"]
     evals = [r for r in history if r["kind"] == "eval"]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
@@ -50,7 +51,7 @@ def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> P
 
 def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str | Path, title: str = "") -> Path:
     """confusion: (C, C) counts, rows = true class, columns = predicted; drawn row-normalised."""
-    plt = _pyplot()
+    plt = pyplot()
     num_classes = len(class_names)
     rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     size = min(max(4.0, 0.45 * num_classes + 2), 30)
