@@ -1,6 +1,5 @@
 """The training loop on the CI-size generated dataset: resume equals a straight run, SIGTERM saves and resumes,
 a non-finite loss stops with the last good checkpoint kept, pretrained initialisation, the CLI tools."""
-import importlib.util
 import json
 import os
 import signal
@@ -15,6 +14,7 @@ import pytest
 
 from timesformer_jax.data.builders import dataset_builder
 from timesformer_jax.train.checkpointing import Checkpointer
+from timesformer_jax.train.config import load_config_file
 from timesformer_jax.train.experiment import build_experiment, checkpoint_dir
 from timesformer_jax.train.loop import NonFiniteLossError, train_and_evaluate
 
@@ -22,11 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 LEARN_EPOCHS = 30
 
 
-def load_config_file(name: str, arg: str):
-    spec = importlib.util.spec_from_file_location(f"config_{name}", REPO / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+def load_config(name: str, arg: str):
+    return load_config_file(REPO / "configs" / f"{name}.py", arg)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +35,7 @@ def data_dir(tmp_path_factory):
 
 def tiny_config(data_dir, attention_type="divided_space_time", **top_level):
     """The demo config on the CI data, with a tiny model so each step takes milliseconds."""
-    config = load_config_file("demo", f"{attention_type},ci")
+    config = load_config("demo", f"{attention_type},ci")
     config.dataset.data_dir = str(data_dir)
     config.model.update(hidden_size=32, depth=2, num_heads=2, mlp_dim=64, num_frames=4, drop_path_rate=0.1)
     config.clip.sampling_rate = 4
@@ -203,7 +200,7 @@ def test_demo_config_learns_on_ci_data(data_dir, tmp_path):
     """The demo's model and recipe (augmentation on) fit 40 CI training clips far above chance (10%) within a
     few seconds of training. This checks that the loop, data and recipe learn; generalising to unseen clips
     needs far more steps (the demo's measurements in README.md)."""
-    config = load_config_file("demo", "divided_space_time,ci")
+    config = load_config("demo", "divided_space_time,ci")
     config.dataset.data_dir = str(data_dir)
     config.dataset.train_split = config.dataset.eval_split = "train[:40]"
     config.optimizer.epochs = config.eval_every_epochs = LEARN_EPOCHS

@@ -6,7 +6,6 @@ dataset (CPU is enough), evaluate both and print the comparison table (the last 
 Everything goes to --workdir: the dataset (tfds/), one run per scheme (checkpoints, curves.png, eval/ with the
 confusion matrix) and comparison.png. Rerunning resumes or re-evaluates what is there.
 """
-import importlib.util
 from pathlib import Path
 
 from absl import app, flags, logging
@@ -20,12 +19,10 @@ CONFIG_FILE = Path(__file__).resolve().parents[1] / "configs" / "demo.py"
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # TFDS's per-read INFO lines would drown the progress bar
+    from timesformer_jax.train.config import load_config_file
     from timesformer_jax.train.demo import run_demo
 
-    spec = importlib.util.spec_from_file_location("demo_config", CONFIG_FILE)
-    config_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(config_module)
-    table = run_demo(config_module.get_config, _SCHEMES.value, _WORKDIR.value)
+    table = run_demo(lambda scheme: load_config_file(CONFIG_FILE, scheme), _SCHEMES.value, _WORKDIR.value)
     print("\n" + table, flush=True)
 
 

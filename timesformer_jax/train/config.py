@@ -14,6 +14,8 @@ overridden from the command line (`--config.batch_size=16`, `--config.model.atte
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+from pathlib import Path
 
 import ml_collections
 
@@ -88,3 +90,12 @@ def optimizer_config(config: ml_collections.ConfigDict) -> OptimizerConfig:
 
 def model_fields(config: ml_collections.ConfigDict) -> dict:
     return config.model.to_dict()
+
+
+def load_config_file(path: str | Path, arg: str | None = None) -> ml_collections.ConfigDict:
+    """`get_config(arg)` of a config file (what `--config path:arg` gives the tools), for use from Python."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config() if arg is None else module.get_config(arg)
