@@ -86,7 +86,8 @@ class StepConfig:
 
 
 def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings: TrainState, config=StepConfig()):
-    """jit(train_step): (state, batch{'video','label'}) -> (state, metrics). State buffers are donated."""
+    """jit(train_step): (state, batch{'video','label'}) -> (state, metrics). State buffers are donated.
+    `step.lower(state, batch)` lowers it without running (for compile-time cost and memory analysis)."""
 
     def train_step(state: TrainState, batch):
         rng = jax.random.fold_in(jax.random.key(config.seed), state.step)
@@ -113,7 +114,19 @@ def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings:
         with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
             return jitted(state, batch)
 
+    run.lower = _lowering(jitted, mesh)
     return run
+
+
+def _lowering(jitted, mesh: Mesh) -> Callable:
+    """`jitted.lower` under the mesh and rules the step runs with: `.compile()` gives XLA's cost and memory
+    analysis; arguments may be `jax.ShapeDtypeStruct`s, so nothing is allocated."""
+
+    def lower(*args):
+        with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+            return jitted.lower(*args)
+
+    return lower
 
 
 def make_eval_step(model, mesh: Mesh, shardings: TrainState):
@@ -126,4 +139,5 @@ def make_eval_step(model, mesh: Mesh, shardings: TrainState):
         with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
             return jitted(params, video)
 
+    run.lower = _lowering(jitted, mesh)
     return run

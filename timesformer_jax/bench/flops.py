@@ -1,0 +1,82 @@
+"""Analytic forward FLOPs of a TimeSformer, counted by hand from the architecture (one multiply-add = 2 FLOPs).
+
+Only matrix products are counted -- the patch-embedding convolution, the q/k/v/out projections, the attention
+scores and their weighted sum, the temporal/window output projections (`*_fc`), the MLP and the head -- which is
+also how the paper's numbers (fvcore) count. Normalisation, softmax, GELU and residual adds are left out; they
+are what XLA's own count (`cost_analysis`) adds on top, a few percent for realistic widths.
+
+For a clip of T frames on an h x w patch grid (N = h*w), width D and MLP width M, each attention stage splits the
+tokens into groups of length L (cls copies included where the stage carries the cls token); a stage over `n`
+token rows in `G` groups of length L costs `n * 8 D^2` for q, k, v and the output projection, plus
+`G * 4 L^2 D` for the scores and the weighted sum. The group layouts below are the paper's (Section 3), written
+independently of the model's einops patterns so the two can be checked against each other.
+
+The paper quotes multiply-adds: base TimeSformer, 8 x 224^2, 0.196 T per view, i.e. 0.39 TFLOPs here.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionGroups:
+    """One attention stage per block: `groups` groups (per clip) of `length` tokens each."""
+
+    name: str
+    groups: int
+    length: int
+    output_fc: bool  # a stage without the cls token has its own extra output projection (`<name>_fc`)
+
+
+def attention_groups(attention_type: str, frames: int, grid_h: int, grid_w: int) -> tuple[AttentionGroups, ...]:
+    """The attention stages of one block for a clip of `frames` frames on a `grid_h` x `grid_w` patch grid."""
+    t, h, w, n = frames, grid_h, grid_w, grid_h * grid_w
+    if attention_type == "space_only":
+        return (AttentionGroups("spatial", t, n + 1, False),)  # every frame is its own image with a cls token
+    if attention_type == "joint_space_time":
+        return (AttentionGroups("joint", 1, t * n + 1, False),)
+    if attention_type == "divided_space_time":
+        return (AttentionGroups("temporal", n, t, True), AttentionGroups("spatial", t, n + 1, False))
+    if attention_type == "sparse_local_global":
+        # Four F x H/2 x W/2 windows, then eight stride-2 groups over the whole clip, each with a cls copy.
+        return (AttentionGroups("local", 4, t * n // 4, True), AttentionGroups("global", 8, t * n // 8 + 1, False))
+    if attention_type == "axial":
+        return (
+            AttentionGroups("temporal", n, t, True),
+            AttentionGroups("width", t * h, w, True),
+            AttentionGroups("height", t * w, h + 1, False),
+        )
+    raise ValueError(f"unknown attention_type {attention_type!r}")
+
+
+def forward_flops(fields: dict, batch_size: int = 1) -> dict[str, float]:
+    """Analytic forward FLOPs for `batch_size` clips of a model with TimeSformer `fields` (a preset dict).
+
+    Returns a breakdown {'patch_embed', 'attention_projections', 'attention_scores', 'mlp', 'head', 'total'}.
+    """
+    image = fields["image_size"]
+    image_h, image_w = (image, image) if isinstance(image, int) else tuple(image)
+    p, d, m = fields["patch_size"], fields["hidden_size"], fields["mlp_dim"]
+    t, depth, classes = fields["num_frames"], fields["depth"], fields["num_classes"]
+    channels = fields.get("in_channels", 3)
+    h, w = image_h // p, image_w // p
+    n = h * w
+    stages = attention_groups(fields["attention_type"], t, h, w)
+    projections = scores = 0.0
+    for stage in stages:
+        rows = stage.groups * stage.length
+        projections += rows * (8 * d * d + (2 * d * d if stage.output_fc else 0))
+        scores += stage.groups * 4 * stage.length**2 * d
+    # The MLP sees every patch token once, and the cls token once per clip (once per frame for space-only,
+    # where frames are separate images).
+    mlp_rows = t * n + (t if fields["attention_type"] == "space_only" else 1)
+    breakdown = {
+        "patch_embed": 2.0 * t * n * p * p * channels * d,
+        "attention_projections": depth * projections,
+        "attention_scores": depth * scores,
+        "mlp": depth * mlp_rows * 4.0 * d * m,
+        "head": 2.0 * d * classes,
+    }
+    breakdown = {k: v * batch_size for k, v in breakdown.items()}
+    breakdown["total"] = sum(breakdown.values())
+    return breakdown
