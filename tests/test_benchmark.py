@@ -7,6 +7,8 @@ joint attention's.
 """
 import json
 
+import jax
+import numpy as np
 import pytest
 
 from timesformer_jax.bench.cases import speed_cases
@@ -25,8 +27,6 @@ SMALL = dict(image_size=32, patch_size=8, num_frames=4, hidden_size=128, depth=2
 
 @pytest.fixture(scope="module")
 def mesh():
-    import jax
-
     return create_mesh({"data": 1}, devices=jax.devices()[:1])
 
 
@@ -35,10 +35,10 @@ def test_analytic_flops_agree_with_xla(scheme, mesh):
     fields = dict(SMALL, attention_type=scheme)
     steps = compiled_steps(TimeSformer(**fields), batch_size=2, mesh=mesh)
     xla = steps.forward_cost().flops
-    analytic = forward_flops(fields, batch_size=2)["total"]
+    analytic = forward_flops(fields, batch_size=2)["needed"]
     assert analytic == pytest.approx(xla, rel=0.10), (scheme, analytic, xla)
     # XLA counts more than the matrix products (norms, softmax, GELU), never fewer.
-    assert xla >= analytic * 0.999
+    assert xla >= analytic
     # A train step is forward + backward (about 2x forward) + the update: between 2.5x and 3.6x the forward.
     assert 2.5 * xla < steps.train_cost().flops < 3.6 * xla
 
@@ -77,9 +77,8 @@ def test_benchmark_writes_tables_plot_and_json(tmp_path, mesh):
     markdown = (tmp_path / "benchmark.md").read_text()
     assert (tmp_path / "figure3.png").stat().st_size > 10_000
     record = json.loads((tmp_path / "benchmark.json").read_text())
-    assert len(record["analysis"]) == 4  # 2 schemes x (frames sweep, image-size sweep), one compile each
+    assert len(record["analysis"]) == 2  # 8 x 224 sits on both sweeps: one compile, one row per scheme
     divided = [a for a in record["analysis"] if a["case"]["fields"]["attention_type"] == "divided_space_time"]
-    assert divided[0]["params"] / 1e6 == pytest.approx(121.4, abs=0.05)  # the paper's Table 1
     assert f"| divided_space_time | 8×224² | 1 | {divided[0]['params'] / 1e6:.1f} |" in markdown
     assert "| small | divided_space_time | 4 |" in markdown
     timing = result["timing"][0]
@@ -93,3 +92,20 @@ def test_tables_mark_missing_values():
     table = speed_table([CaseTiming(case, note="no PyTorch reference for this scheme")])
     assert "| small | divided_space_time | 4 | — | — | — |" in table
     assert analysis_table([]).count("\n") == 1
+
+
+@pytest.mark.parametrize("scheme", ["divided_space_time", "joint_space_time", "space_only"])
+def test_reference_model_has_our_configuration(scheme, mesh):
+    """The PyTorch model the speed comparison times is the same network: same parameter count, same logits shape."""
+    import torch
+
+    from timesformer_jax.bench.reference import hf_model, reference_calls
+
+    fields = dict(SMALL, attention_type=scheme)
+    ours = compiled_steps(TimeSformer(**fields), batch_size=2, mesh=mesh).abstract_state.params
+    ours_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(ours))
+    theirs = hf_model(fields)
+    assert sum(p.numel() for p in theirs.parameters()) == ours_count
+    forward, train_step = reference_calls(fields, batch_size=2, threads=1)
+    assert tuple(forward().shape) == (2, 10)
+    assert torch.isfinite(train_step())

@@ -75,7 +75,6 @@ def hf_model(fields: dict):
         hidden_act="gelu",
         layer_norm_eps=fields.get("layer_norm_eps", 1e-6),
         qkv_bias=fields.get("qkv_bias", True),
-        drop_path_rate=0.0,
     )
     return TimesformerForVideoClassification(config).eval()
 
