@@ -98,14 +98,21 @@ def reference_calls(fields: dict, batch_size: int, threads: int, seed: int = 0) 
     labels = torch.from_numpy(rng.integers(0, fields["num_classes"], batch_size))
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
 
+    def logits():
+        out = model(pixel_values=pixels).logits
+        if fields["attention_type"] == "space_only":
+            # HF classifies every frame of a space-only clip; the official model averages over frames.
+            out = out.reshape(batch_size, -1, out.shape[-1]).mean(dim=1)
+        return out
+
     def forward():
         model.eval()
         with torch.inference_mode():
-            return model(pixel_values=pixels).logits
+            return logits()
 
     def train_step():
         model.train()
-        loss = torch.nn.functional.cross_entropy(model(pixel_values=pixels).logits, labels)
+        loss = torch.nn.functional.cross_entropy(logits(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
