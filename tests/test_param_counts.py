@@ -2,8 +2,9 @@
 import jax
 import pytest
 import torch
-from transformers import TimesformerConfig, TimesformerForVideoClassification
+from transformers import TimesformerForVideoClassification
 
+from timesformer_jax.bench.reference import hf_config
 from timesformer_jax.convert.official import abstract_params
 from timesformer_jax.model import PRESETS, create_model
 
@@ -15,18 +16,7 @@ def count(params) -> int:
 
 
 def hf_count(preset: str, attention_type: str) -> int:
-    p = PRESETS[preset]
-    config = TimesformerConfig(
-        image_size=p["image_size"],
-        patch_size=p["patch_size"],
-        num_frames=p["num_frames"],
-        hidden_size=p["hidden_size"],
-        num_hidden_layers=p["depth"],
-        num_attention_heads=p["num_heads"],
-        intermediate_size=p["mlp_dim"],
-        num_labels=p["num_classes"],
-        attention_type=attention_type,
-    )
+    config = hf_config({**PRESETS[preset], "attention_type": attention_type})
     with torch.device("meta"):  # shapes only, no memory
         return sum(t.numel() for t in TimesformerForVideoClassification(config).parameters())
 

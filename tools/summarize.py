@@ -21,7 +21,7 @@ flags.mark_flags_as_required(["config"])
 def summarize(fields: dict, batch_size: int) -> str:
     model = TimeSformer(**fields)
     h, w = model.config_grid
-    shape = (batch_size, model.num_frames, h * model.patch_size, w * model.patch_size, model.in_channels)
+    shape = model.clip_shape(batch_size)
     abstract = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct(shape, jnp.float32))
     num_params = sum(x.size for x in jax.tree.leaves(abstract["params"]))
     variables = model.init(jax.random.key(0), jnp.zeros(shape))

@@ -55,12 +55,6 @@ def analyse(lowered: jax.stages.Lowered) -> CompiledCost:
     )
 
 
-def video_shape(model: TimeSformer, batch_size: int) -> tuple[int, ...]:
-    """(B, T, H, W, C) of the clips `model` was configured for."""
-    h, w = model.config_grid
-    return (batch_size, model.num_frames, h * model.patch_size, w * model.patch_size, model.in_channels)
-
-
 @dataclasses.dataclass(frozen=True)
 class CompiledSteps:
     """The jitted forward and train step of one model on one mesh, with abstract (sharded) arguments."""
@@ -87,7 +81,7 @@ def _with_shardings(abstract, shardings):
 
 def compiled_steps(model: TimeSformer, batch_size: int, mesh: Mesh) -> CompiledSteps:
     """Our real eval and train steps (`train/state.py`) for `model` at `batch_size` clips, not yet compiled."""
-    shape = video_shape(model, batch_size)
+    shape = model.clip_shape(batch_size)
     optimizer, schedule = create_optimizer(BENCH_OPTIMIZER, batch_size, steps_per_epoch=1000)
     shardings, abstract = state_shardings(model, optimizer, mesh, shape)
     data: NamedSharding = batch_sharding(mesh)

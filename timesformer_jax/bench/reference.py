@@ -54,14 +54,12 @@ def reference_available() -> str | None:
     return None
 
 
-def hf_model(fields: dict):
-    """A randomly initialised HF TimeSformer with our model `fields` (a preset dict), in eval mode."""
+def hf_config(fields: dict):
+    """The HF `TimesformerConfig` of a model with our TimeSformer `fields` (a preset dict plus overrides)."""
     import_torchvision_without_c_ops()
-    from transformers import TimesformerConfig, TimesformerForVideoClassification
+    from transformers import TimesformerConfig
 
-    if fields["attention_type"] not in REFERENCE_SCHEMES:
-        raise ValueError(f"no PyTorch reference for {fields['attention_type']!r}; it has {REFERENCE_SCHEMES}")
-    config = TimesformerConfig(
+    return TimesformerConfig(
         image_size=fields["image_size"],
         patch_size=fields["patch_size"],
         num_channels=fields.get("in_channels", 3),
@@ -71,12 +69,20 @@ def hf_model(fields: dict):
         num_attention_heads=fields["num_heads"],
         intermediate_size=fields["mlp_dim"],
         num_labels=fields["num_classes"],
-        attention_type=fields["attention_type"],
+        attention_type=fields.get("attention_type", "divided_space_time"),
         hidden_act="gelu",
         layer_norm_eps=fields.get("layer_norm_eps", 1e-6),
         qkv_bias=fields.get("qkv_bias", True),
     )
-    return TimesformerForVideoClassification(config).eval()
+
+
+def hf_model(fields: dict):
+    """A randomly initialised HF TimeSformer with our model `fields`, in eval mode."""
+    from transformers import TimesformerForVideoClassification
+
+    if fields["attention_type"] not in REFERENCE_SCHEMES:
+        raise ValueError(f"no PyTorch reference for {fields['attention_type']!r}; it has {REFERENCE_SCHEMES}")
+    return TimesformerForVideoClassification(hf_config(fields)).eval()
 
 
 def reference_calls(fields: dict, batch_size: int, threads: int, seed: int = 0) -> tuple[Callable, Callable]:

@@ -138,10 +138,7 @@ def _to_flax(path: tuple[str, ...], tensor: np.ndarray, shape: tuple[int, ...]) 
 
 def abstract_params(module: TimeSformer) -> dict:
     """Shapes/dtypes of `module`'s parameters, without allocating them."""
-    h, w = module.config_grid
-    video = jax.ShapeDtypeStruct(
-        (1, module.num_frames, h * module.patch_size, w * module.patch_size, module.in_channels), jnp.float32
-    )
+    video = jax.ShapeDtypeStruct(module.clip_shape(), jnp.float32)
     variables = jax.eval_shape(module.init, jax.random.key(0), video)
     return nn.unbox(variables["params"])
 

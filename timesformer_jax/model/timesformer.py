@@ -197,6 +197,11 @@ class TimeSformer(nn.Module):
         h, w = (self.image_size, self.image_size) if isinstance(self.image_size, int) else tuple(self.image_size)
         return h // self.patch_size, w // self.patch_size
 
+    def clip_shape(self, batch_size: int = 1) -> tuple[int, int, int, int, int]:
+        """(B, T, H, W, C) of the clips this model was configured for."""
+        h, w = self.config_grid
+        return (batch_size, self.num_frames, h * self.patch_size, w * self.patch_size, self.in_channels)
+
     def check_video(self, shape: tuple[int, ...]) -> None:
         """Raise ValueError naming the expected and received shape when `shape` cannot be a clip for this model."""
         p, c = self.patch_size, self.in_channels
