@@ -47,7 +47,7 @@ class SyntheticSize:
 SIZES = {
     "ci": SyntheticSize(train_per_class=24, test_per_class=8, image_size=32, num_frames=16),
     # Many small clips rather than fewer large ones: from scratch, a transformer learns from the number of
-    # distinct clips it sees far more than from their resolution (docs/training.md, the demo's measurements).
+    # distinct clips it sees far more than from their resolution (the demo's measurements: README, Training).
     "demo": SyntheticSize(train_per_class=300, test_per_class=20, image_size=32, num_frames=16),
 }
 
