@@ -65,7 +65,6 @@ class CompiledSteps:
     abstract_state: Any
     abstract_batch: dict
     state_shardings: Any
-    mesh: Mesh
     video_shape: tuple[int, ...]
 
     def forward_cost(self) -> CompiledCost:
@@ -96,6 +95,5 @@ def compiled_steps(model: TimeSformer, batch_size: int, mesh: Mesh) -> CompiledS
         abstract_state=_with_shardings(abstract, shardings),
         abstract_batch=batch,
         state_shardings=shardings,
-        mesh=mesh,
         video_shape=shape,
     )

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from timesformer_jax.model import TimeSformer
+
 
 @dataclasses.dataclass(frozen=True)
 class AttentionGroups:
@@ -53,8 +55,6 @@ def attention_groups(attention_type: str, frames: int, grid_h: int, grid_w: int)
 
 
 def _model_defaults() -> dict:
-    from timesformer_jax.model import TimeSformer
-
     return {f.name: f.default for f in dataclasses.fields(TimeSformer) if f.default is not dataclasses.MISSING}
 
 

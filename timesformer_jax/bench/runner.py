@@ -14,7 +14,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from timesformer_jax.bench.cases import BenchCase, unsupported_reason
+from timesformer_jax.bench.cases import BenchCase
 from timesformer_jax.bench.compiled import CompiledCost, compiled_steps
 from timesformer_jax.bench.flops import forward_flops
 from timesformer_jax.bench.reference import REFERENCE_SCHEMES, reference_available, reference_calls
@@ -106,7 +106,7 @@ def time_case(case: BenchCase, mesh, analysis: CaseAnalysis | None = None, repea
         return timing
     model = TimeSformer(**case.fields)
     steps = compiled_steps(model, case.batch_size, mesh)
-    optimizer_state = create_train_state(model, steps.optimizer, mesh, steps.video_shape,
+    train_state = create_train_state(model, steps.optimizer, mesh, steps.video_shape,
                                          shardings=steps.state_shardings)
     rng = np.random.default_rng(0)
     video = jax.device_put(rng.standard_normal(steps.video_shape, dtype=np.float32),
@@ -114,7 +114,7 @@ def time_case(case: BenchCase, mesh, analysis: CaseAnalysis | None = None, repea
     labels = jax.device_put(rng.integers(0, case.fields["num_classes"], case.batch_size).astype(np.int32),
                             steps.abstract_batch["label"].sharding)
     batch = {"video": video, "label": labels}
-    state = [optimizer_state]
+    state = [train_state]  # the train step donates its input state: keep the latest one here
 
     def train_call():
         state[0], metrics = steps.train_step(state[0], batch)
