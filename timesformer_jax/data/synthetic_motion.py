@@ -1,19 +1,21 @@
 """`synthetic_motion`: a generated video dataset on which frame order matters, written as real video files.
 
 Ten classes. Eight come in time-reversal pairs -- `move_left`/`move_right`, `move_up`/`move_down`,
-`rotate_clockwise`/`rotate_counterclockwise`, `approach`/`recede` -- and each clip of the second class of a pair
-is literally a clip of the first, drawn from the same distribution, played backwards. The set of frames of a
-clip therefore says nothing about which class of its pair it belongs to: a model that ignores frame order
-(space-only attention averages per-frame features) is at chance between the two, and only temporal modelling
-separates them. Two appearance classes (`still_ring`, `still_cross`: a static shape no motion class uses)
-check that appearance is learnt too.
+`rotate_clockwise`/`rotate_counterclockwise`, `approach`/`recede` -- and clip i of the second class of a pair
+is clip i of the first (same background, shape, colour and path) played backwards. The set of frames of a clip
+therefore says nothing about which class of its pair it belongs to: a model that ignores frame order
+(space-only attention averages per-frame features) gives both clips of a pair the same scores (up to codec
+noise), so it is at chance between the two, and only temporal modelling separates them. Pairing the clips also
+leaves a model no appearance to memorise in place of the direction of time. Two appearance classes
+(`still_ring`, `still_cross`: a static shape no motion class uses) check that appearance is learnt too.
 
 Everything comes from one seed: dark textured backgrounds (smooth colour fields plus grain), a random shape, light
 colour, position, speed and size per clip. The object is always lighter than its background: with saturated
 colours of either polarity (the first version), finding the object needs a comparison between patches, and a
 TimeSformer trained from scratch (ours and Hugging Face's alike) sat at chance for over a thousand updates; with
-a light object on a dark scene the patch embedding alone tells object from background. Clips are written as H.264 `.mp4` files in the `video_folder` layout
-`<root>/<split>/<class>/<clip>.mp4`, so they go through the same builder and decoder as users' data.
+a light object on a dark scene the patch embedding alone tells object from background. Clips are written as
+H.264 `.mp4` files in the `video_folder` layout `<root>/<split>/<class>/<clip>.mp4`, so they go through the same
+builder and decoder as users' data.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ CLASSES = (
 # The second of each pair is the time reversal of the first.
 REVERSAL_PAIRS = (("move_right", "move_left"), ("move_down", "move_up"),
                   ("rotate_clockwise", "rotate_counterclockwise"), ("approach", "recede"))
+_FORWARD = {second: first for first, second in REVERSAL_PAIRS}  # reversed class -> the class it reverses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,17 +129,16 @@ def render_clip(label: str, rng: np.random.Generator, size: int, num_frames: int
     colour = rng.uniform(0.75, 1.0, size=3)  # light: brighter than every background pixel in every channel
     y, x = _grid(size)
     t = np.linspace(0, 1, num_frames)
-    forward = {second: first for first, second in REVERSAL_PAIRS}
     if label in ("still_ring", "still_cross"):
         kind = label.split("_")[1]
         cy, cx = rng.uniform(0.35, 0.65, size=2)
         path = dict(cy=cy + 0 * t, cx=cx + 0 * t, radius=rng.uniform(0.14, 0.2) + 0 * t,
                     angle=rng.uniform(0, np.pi / 2) + 0 * t)
     else:
-        source = forward.get(label, label)
+        source = _FORWARD.get(label, label)
         kind = "hand" if source == "rotate_clockwise" else rng.choice(["disc", "square", "triangle"])
         path = _trajectory(source, rng, t)
-        if label in forward:  # the reversed class: the same clip, played backwards
+        if label in _FORWARD:  # the reversed class: the same clip, played backwards
             path = {k: v[::-1] for k, v in path.items()}
     frames = np.empty((num_frames, size, size, 3), np.uint8)
     for i in range(num_frames):
@@ -164,8 +166,11 @@ def write_synthetic_motion(
     written = 0
     for split_index, (split, per_class) in enumerate(counts.items()):
         for label_index, label in enumerate(CLASSES):
+            # The reversed class of a pair draws from its forward class's stream: clip i of `move_left` is clip i
+            # of `move_right` played backwards, background and all, so nothing but frame order tells them apart.
+            stream = CLASSES.index(_FORWARD.get(label, label))
             for index in range(per_class):
-                rng = np.random.default_rng([seed, split_index, label_index, index])
+                rng = np.random.default_rng([seed, split_index, stream, index])
                 clip = render_clip(label, rng, spec.image_size, spec.num_frames)
                 write_video(root / split / label / f"{label}_{index:04d}.mp4", clip, spec.fps)
                 written += 1
