@@ -109,3 +109,19 @@ def test_reference_model_has_our_configuration(scheme, mesh):
     forward, train_step = reference_calls(fields, batch_size=2, threads=1)
     assert tuple(forward().shape) == (2, 10)
     assert torch.isfinite(train_step())
+
+
+def test_reference_runs_in_a_fresh_process():
+    """What `tools/benchmark.py` does, outside pytest: conftest.py's torchvision work-around must not be what makes
+    the reference importable (it once was, and the CLI failed on its first reference case)."""
+    import subprocess
+    import sys
+
+    script = (
+        "from timesformer_jax.bench.reference import reference_calls\n"
+        f"forward, train_step = reference_calls({dict(SMALL, attention_type='divided_space_time')!r}, 2, 1)\n"
+        "print(tuple(forward().shape), float(train_step()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("(2, 10)"), done.stdout

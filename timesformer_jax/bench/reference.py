@@ -78,6 +78,7 @@ def hf_config(fields: dict):
 
 def hf_model(fields: dict):
     """A randomly initialised HF TimeSformer with our model `fields`, in eval mode."""
+    import_torchvision_without_c_ops()  # before transformers imports its model code, which imports torchvision
     from transformers import TimesformerForVideoClassification
 
     if fields["attention_type"] not in REFERENCE_SCHEMES:
