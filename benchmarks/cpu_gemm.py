@@ -1,0 +1,72 @@
+"""The float32 matrix products of a train step, alone: XLA:CPU (what our step compiles to) against PyTorch.
+
+    python benchmarks/cpu_gemm.py [--tokens 2048] [--width 192] [--repeats 50]
+
+The `small` speed case (tools/benchmark.py) multiplies (tokens, width) activations by (width, out) weights,
+tokens = batch 4 x 8 frames x 64 patches = 2048 and out in {width, 3 width, 4 width}. A train step runs each
+product in three forms: the forward X @ W, the input gradient dY @ W^T and the weight gradient X^T @ dY. This
+times each form as one jitted `dot_general` and as the same torch expression, on the same threads (every core
+this process may use), and prints a Markdown table of median times and GFLOP/s. If our products are slower
+than the reference's, no rewrite of the model's element-wise work can make our train step much faster than
+the reference's (docs/benchmarks.md).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+FORMS = {
+    # name: (dot_general contracting dims, operand shapes from (tokens, width, out))
+    "forward X @ W": ((((1,), (0,)), ((), ())), lambda t, k, n: ((t, k), (k, n))),
+    "input grad dY @ W^T": ((((1,), (1,)), ((), ())), lambda t, k, n: ((t, n), (k, n))),
+    "weight grad X^T @ dY": ((((0,), (0,)), ((), ())), lambda t, k, n: ((t, k), (t, n))),
+}
+
+
+def median_ms(call, repeats: int) -> float:
+    call()  # warm-up (and compilation)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return 1e3 * float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tokens", type=int, default=2048)
+    parser.add_argument("--width", type=int, default=192)
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+
+    import jax
+    import torch
+
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    print(f"{jax.devices()[0].device_kind}, {threads} thread(s); jax {jax.__version__}, torch {torch.__version__}")
+    print("| product | shapes | ours ms | PyTorch ms | ours GFLOP/s | PyTorch GFLOP/s | ours / PyTorch speed |")
+    print("|---|---|---|---|---|---|---|")
+    for multiple in (1, 3, 4):
+        t, k, n = args.tokens, args.width, multiple * args.width
+        flops = 2 * t * k * n
+        for name, (dims, shapes) in FORMS.items():
+            a, b = (rng.standard_normal(s, dtype=np.float32) for s in shapes(t, k, n))
+            ours = jax.jit(lambda x, y, dims=dims: jax.lax.dot_general(x, y, dims))
+            ja, jb = jax.device_put(a), jax.device_put(b)
+            ours_ms = median_ms(lambda: ours(ja, jb).block_until_ready(), args.repeats)
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+            theirs = {"forward X @ W": lambda: ta @ tb, "input grad dY @ W^T": lambda: ta @ tb.T,
+                      "weight grad X^T @ dY": lambda: ta.T @ tb}[name]
+            theirs_ms = median_ms(theirs, args.repeats)
+            print(f"| {name} | {shapes(t, k, n)[0]} x {shapes(t, k, n)[1]} | {ours_ms:.2f} | {theirs_ms:.2f} | "
+                  f"{flops / ours_ms / 1e6:.0f} | {flops / theirs_ms / 1e6:.0f} | {theirs_ms / ours_ms:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
