@@ -13,27 +13,15 @@ the reference's (docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
-import os
-import time
 
 import numpy as np
 
 FORMS = {
-    # name: (dot_general contracting dims, operand shapes from (tokens, width, out))
-    "forward X @ W": ((((1,), (0,)), ((), ())), lambda t, k, n: ((t, k), (k, n))),
-    "input grad dY @ W^T": ((((1,), (1,)), ((), ())), lambda t, k, n: ((t, n), (k, n))),
-    "weight grad X^T @ dY": ((((0,), (0,)), ((), ())), lambda t, k, n: ((t, k), (t, n))),
+    # name: (dot_general dimension numbers, operand shapes from (tokens, width, out), the torch expression)
+    "forward X @ W": ((((1,), (0,)), ((), ())), lambda t, k, n: ((t, k), (k, n)), lambda a, b: a @ b),
+    "input grad dY @ W^T": ((((1,), (1,)), ((), ())), lambda t, k, n: ((t, n), (k, n)), lambda a, b: a @ b.T),
+    "weight grad X^T @ dY": ((((0,), (0,)), ((), ())), lambda t, k, n: ((t, k), (t, n)), lambda a, b: a.T @ b),
 }
-
-
-def median_ms(call, repeats: int) -> float:
-    call()  # warm-up (and compilation)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return 1e3 * float(np.median(times))
 
 
 def main() -> None:
@@ -46,7 +34,10 @@ def main() -> None:
     import jax
     import torch
 
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from timesformer_jax.bench.runner import cpu_threads
+    from timesformer_jax.bench.timing import time_calls
+
+    threads = cpu_threads()
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     print(f"{jax.devices()[0].device_kind}, {threads} thread(s); jax {jax.__version__}, torch {torch.__version__}")
@@ -55,15 +46,13 @@ def main() -> None:
     for multiple in (1, 3, 4):
         t, k, n = args.tokens, args.width, multiple * args.width
         flops = 2 * t * k * n
-        for name, (dims, shapes) in FORMS.items():
+        for name, (dims, shapes, torch_product) in FORMS.items():
             a, b = (rng.standard_normal(s, dtype=np.float32) for s in shapes(t, k, n))
             ours = jax.jit(lambda x, y, dims=dims: jax.lax.dot_general(x, y, dims))
             ja, jb = jax.device_put(a), jax.device_put(b)
-            ours_ms = median_ms(lambda: ours(ja, jb).block_until_ready(), args.repeats)
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-            theirs = {"forward X @ W": lambda: ta @ tb, "input grad dY @ W^T": lambda: ta @ tb.T,
-                      "weight grad X^T @ dY": lambda: ta.T @ tb}[name]
-            theirs_ms = median_ms(theirs, args.repeats)
+            ours_ms = 1e3 * time_calls(lambda: ours(ja, jb), jax.block_until_ready, repeats=args.repeats).median_s
+            theirs_ms = 1e3 * time_calls(lambda: torch_product(ta, tb), lambda x: x, repeats=args.repeats).median_s
             print(f"| {name} | {shapes(t, k, n)[0]} x {shapes(t, k, n)[1]} | {ours_ms:.2f} | {theirs_ms:.2f} | "
                   f"{flops / ours_ms / 1e6:.0f} | {flops / theirs_ms / 1e6:.0f} | {theirs_ms / ours_ms:.2f}x |")
 

@@ -68,7 +68,7 @@ def test_synthetic_reversed_classes_are_reversed_clips():
 
 def test_synthetic_written_pairs_are_the_same_clips_reversed(tmp_path):
     """In the written dataset, clip i of a reversed class is clip i of its forward class played backwards, so
-    backgrounds and shapes cannot tell a pair apart; different indices and the still classes differ."""
+    backgrounds and shapes cannot tell a pair apart; different indices and splits hold different clips."""
     root = write_synthetic_motion(tmp_path, SyntheticSize(train_per_class=2, test_per_class=1, image_size=32,
                                                           num_frames=8))
 
