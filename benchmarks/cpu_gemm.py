@@ -47,13 +47,14 @@ def main() -> None:
         t, k, n = args.tokens, args.width, multiple * args.width
         flops = 2 * t * k * n
         for name, (dims, shapes, torch_product) in FORMS.items():
-            a, b = (rng.standard_normal(s, dtype=np.float32) for s in shapes(t, k, n))
+            shape_a, shape_b = shapes(t, k, n)
+            a, b = rng.standard_normal(shape_a, dtype=np.float32), rng.standard_normal(shape_b, dtype=np.float32)
             ours = jax.jit(lambda x, y, dims=dims: jax.lax.dot_general(x, y, dims))
             ja, jb = jax.device_put(a), jax.device_put(b)
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
             ours_ms = 1e3 * time_calls(lambda: ours(ja, jb), jax.block_until_ready, repeats=args.repeats).median_s
             theirs_ms = 1e3 * time_calls(lambda: torch_product(ta, tb), lambda x: x, repeats=args.repeats).median_s
-            print(f"| {name} | {shapes(t, k, n)[0]} x {shapes(t, k, n)[1]} | {ours_ms:.2f} | {theirs_ms:.2f} | "
+            print(f"| {name} | {shape_a} x {shape_b} | {ours_ms:.2f} | {theirs_ms:.2f} | "
                   f"{flops / ours_ms / 1e6:.0f} | {flops / theirs_ms / 1e6:.0f} | {theirs_ms / ours_ms:.2f}x |")
 
 

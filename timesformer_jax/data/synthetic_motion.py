@@ -165,7 +165,7 @@ def write_synthetic_motion(
     total = sum(counts.values()) * len(CLASSES)
     written = 0
     for split_index, (split, per_class) in enumerate(counts.items()):
-        for label_index, label in enumerate(CLASSES):
+        for label in CLASSES:
             # The reversed class of a pair draws from its forward class's stream: clip i of `move_left` is clip i
             # of `move_right` played backwards, background and all, so nothing but frame order tells them apart.
             stream = CLASSES.index(_FORWARD.get(label, label))
