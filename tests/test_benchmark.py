@@ -16,7 +16,7 @@ from timesformer_jax.bench.compiled import compiled_steps
 from timesformer_jax.bench.flops import attention_groups, forward_flops
 from timesformer_jax.bench.report import analysis_table, speed_table
 from timesformer_jax.bench.suite import run_benchmark
-from timesformer_jax.model import ATTENTION_TYPES, TimeSformer, preset_config
+from timesformer_jax.model import ATTENTION_TYPES, REFERENCE_SCHEMES, TimeSformer, preset_config
 from timesformer_jax.parallel import create_mesh
 
 # Width 128 so matrix products dominate as they do at real widths (norms, softmax and GELU are what XLA adds);
@@ -94,7 +94,7 @@ def test_tables_mark_missing_values():
     assert analysis_table([]).count("\n") == 1
 
 
-@pytest.mark.parametrize("scheme", ["divided_space_time", "joint_space_time", "space_only"])
+@pytest.mark.parametrize("scheme", REFERENCE_SCHEMES)
 def test_reference_model_has_our_configuration(scheme, mesh):
     """The PyTorch model the speed comparison times is the same network: same parameter count, same logits shape."""
     import torch

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import timesformer_jax
-from timesformer_jax.convert.torch_pickle import OpaqueObject, load_torch_file
+from timesformer_jax.convert.readers.torch_pickle import OpaqueObject, load_torch_file
 from torch_reference import official_state_dict, randomised_hf_model
 
 
@@ -80,7 +80,7 @@ def test_legacy_files_are_read_without_torch(tmp_path):
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import numpy as np\n"
-        "from timesformer_jax.convert.torch_pickle import load_torch_file\n"
+        "from timesformer_jax.convert.readers.torch_pickle import load_torch_file\n"
         f"state = load_torch_file({str(path)!r})\n"
         f"np.savez({str(tmp_path / 'out.npz')!r}, **state)\n"
     )

@@ -123,7 +123,7 @@ def test_google_npz_matches_timm_loader(tmp_path, layout, pre_logits):
         assert err <= TOLERANCE and "head.weight" in report.mapped
 
 
-@pytest.mark.parametrize("attention_type", ["divided_space_time", "sparse_local_global", "axial"])
+@pytest.mark.parametrize("attention_type", [name for name, s in SCHEMES.items() if s.parameter_prefixes])
 @pytest.mark.parametrize("temporal_init", ["zero", "official"])
 def test_new_stages_start_from_the_spatial_attention(tmp_path, attention_type, temporal_init):
     vit = timm_vit(num_classes=10)
@@ -132,10 +132,9 @@ def test_new_stages_start_from_the_spatial_attention(tmp_path, attention_type, t
         tmp_path / "vit.pth", preset="timesformer_tiny", attention_type=attention_type, num_heads=HEADS,
         temporal_init=temporal_init,
     )
-    new_stages = {"divided_space_time": ["temporal"], "sparse_local_global": ["local"], "axial": ["temporal", "width"]}
     for i in range(module.depth):
         block = params[f"blocks_{i}"]
-        for stage in new_stages[attention_type]:
+        for stage in (p.rstrip("_") for p in SCHEMES[attention_type].parameter_prefixes):
             for leaf in ("kernel", "bias"):
                 np.testing.assert_array_equal(block[f"{stage}_attn"]["qkv"][leaf], block["attn"]["qkv"][leaf])
                 np.testing.assert_array_equal(block[f"{stage}_attn"]["proj"][leaf], block["attn"]["proj"][leaf])

@@ -5,10 +5,8 @@ import torch
 from transformers import TimesformerForVideoClassification
 
 from timesformer_jax.bench.reference import hf_config
-from timesformer_jax.convert.official import abstract_params
-from timesformer_jax.model import PRESETS, create_model
-
-REFERENCE_SCHEMES = ["divided_space_time", "joint_space_time", "space_only"]
+from timesformer_jax.model import abstract_params
+from timesformer_jax.model import PRESETS, REFERENCE_SCHEMES, create_model
 
 
 def count(params) -> int:

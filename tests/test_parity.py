@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import timesformer_jax
+from timesformer_jax.model import REFERENCE_SCHEMES
 from torch_reference import (
     SMALL_CONFIG,
     official_logits,
@@ -14,7 +15,6 @@ from torch_reference import (
     to_pixel_values,
 )
 
-SCHEMES = ["divided_space_time", "joint_space_time", "space_only"]
 TOLERANCE = 1e-5
 
 
@@ -22,7 +22,7 @@ def random_clip(frames=4, size=32, batch=2, seed=1):
     return np.random.default_rng(seed).normal(size=(batch, frames, size, size, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize("attention_type", SCHEMES)
+@pytest.mark.parametrize("attention_type", REFERENCE_SCHEMES)
 def test_hf_checkpoint_matches_reference(tmp_path, attention_type):
     hf = randomised_hf_model(attention_type)
     hf.save_pretrained(tmp_path)
@@ -44,7 +44,7 @@ def test_hf_space_only_classifies_each_frame():
     assert logits.shape == (video.shape[0] * video.shape[1], SMALL_CONFIG["num_labels"])
 
 
-@pytest.mark.parametrize("attention_type", SCHEMES)
+@pytest.mark.parametrize("attention_type", REFERENCE_SCHEMES)
 def test_official_pyth_matches_reference(tmp_path, attention_type):
     hf = randomised_hf_model(attention_type, seed=3)
     path = tmp_path / "checkpoint_epoch_00015.pyth"
@@ -93,7 +93,7 @@ def _resized_reference(hf, frames, size):
     return big
 
 
-@pytest.mark.parametrize("attention_type", SCHEMES)
+@pytest.mark.parametrize("attention_type", REFERENCE_SCHEMES)
 def test_forward_resizes_embeddings_like_torch_nearest(tmp_path, attention_type):
     hf = randomised_hf_model(attention_type, seed=5)
     hf.save_pretrained(tmp_path)

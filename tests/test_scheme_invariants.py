@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from timesformer_jax.model import Block
+from timesformer_jax.model.attention import stage_parameter_prefixes
 
 T, H, W, D = 4, 4, 6, 16
 SOURCE = (1, 2, 3)  # (t, h, w) of the perturbed token
@@ -27,7 +28,7 @@ def reach(attention_type, keep_stage):
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.key(1), len(leaves))
     params = jax.tree.unflatten(treedef, [0.3 * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
-    off = {"temporal_fc", "width_fc", "local_fc"} | {"attn"}
+    off = {f"{prefix}fc" for prefix in stage_parameter_prefixes()} | {"attn"}
     for name in off - {keep_stage} if keep_stage else ():
         if name in params:
             target = params[name]["proj"] if name == "attn" else params[name]

@@ -17,7 +17,7 @@ import time
 from timesformer_jax.convert.conversion import convert_to_directory
 from timesformer_jax.convert.inflate import TEMPORAL_INITS
 from timesformer_jax.convert.resample import METHODS
-from timesformer_jax.convert.sources import SOURCES
+from timesformer_jax.convert.readers import SOURCES
 from timesformer_jax.model import ATTENTION_TYPES, PRESETS
 
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from timesformer_jax.model import ATTENTION_TYPES, TOKENS_ATTENDED, TimeSformer
+from timesformer_jax.model import ATTENTION_TYPES, TimeSformer, abstract_params
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Model config file (configs/model.py:<preset>).")
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Clips in the timed forward pass.")
@@ -22,8 +22,7 @@ def summarize(fields: dict, batch_size: int) -> str:
     model = TimeSformer(**fields)
     h, w = model.config_grid
     shape = model.clip_shape(batch_size)
-    abstract = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct(shape, jnp.float32))
-    num_params = sum(x.size for x in jax.tree.leaves(abstract["params"]))
+    num_params = sum(x.size for x in jax.tree.leaves(abstract_params(model)))
     variables = model.init(jax.random.key(0), jnp.zeros(shape))
     forward = jax.jit(model.apply)
     video = jax.random.normal(jax.random.key(1), shape)
@@ -31,7 +30,8 @@ def summarize(fields: dict, batch_size: int) -> str:
     start = time.perf_counter()
     forward(variables, video).block_until_ready()
     seconds = time.perf_counter() - start
-    tokens = TOKENS_ATTENDED[model.attention_type]
+    stages = model.scheme.layouts(model.num_frames, h, w)
+    tokens = " + ".join(str(stage.length) for stage in stages) + (f" = {sum(s.length for s in stages)}" if len(stages) > 1 else "")
     return (
         f"{model.attention_type:<20} params {num_params:>13,}  grid T={model.num_frames} H={h} W={w}  "
         f"tokens/query {tokens:<22} forward {seconds * 1e3:8.1f} ms for {shape} on {jax.devices()[0].platform}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from timesformer_jax.model import ATTENTION_TYPES, preset_config
+from timesformer_jax.model import ATTENTION_TYPES, get_scheme, preset_config
 
 GRID_FRAMES = (8, 16, 32, 64, 96)
 GRID_IMAGE_SIZES = (224, 336, 448, 560)
@@ -45,12 +45,13 @@ SPEED_PRESETS = {
 
 
 def unsupported_reason(fields: dict) -> str | None:
-    """Why a scheme cannot run this clip size (sparse local-global needs an even frame count and patch grid)."""
-    if fields["attention_type"] != "sparse_local_global":
-        return None
+    """Why a scheme cannot run this clip size (e.g. sparse local-global needs an even frame count and patch
+    grid), in the words of the scheme's own check; None when it can."""
     grid = fields["image_size"] // fields["patch_size"]
-    if fields["num_frames"] % 2 or grid % 2:
-        return f"needs even T and patch grid, got T={fields['num_frames']}, grid {grid}x{grid}"
+    try:
+        get_scheme(fields["attention_type"]).check(fields["num_frames"], grid, grid)
+    except ValueError as e:
+        return str(e)
     return None
 
 

@@ -8,8 +8,9 @@ are what XLA's own count (`cost_analysis`) adds on top, a few percent for realis
 For a clip of T frames on an h x w patch grid (N = h*w), width D and MLP width M, each attention stage splits the
 tokens into groups of length L (cls copies included where the stage carries the cls token); a stage over `n`
 token rows in `G` groups of length L costs `n * 8 D^2` for q, k, v and the output projection, plus
-`G * 4 L^2 D` for the scores and the weighted sum. The group layouts below are the paper's (Section 3), written
-independently of the model's einops patterns so the two can be checked against each other.
+`G * 4 L^2 D` for the scores and the weighted sum. The group layouts come from the scheme's description
+(`model/attention.py`), so a new scheme is counted without code here; the tests check them against the paper's
+layouts (Section 3), written out by hand, and the total against XLA's own count.
 
 The last block's MLP over the patch tokens feeds nothing (only the cls token reaches the head): it is in
 `total`, as the paper counts it, and not in `needed`, as XLA compiles it.
@@ -20,38 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from timesformer_jax.model import TimeSformer
+from timesformer_jax.model import TimeSformer, get_scheme
+from timesformer_jax.model.attention import StageLayout
 
 
-@dataclasses.dataclass(frozen=True)
-class AttentionGroups:
-    """One attention stage per block: `groups` groups (per clip) of `length` tokens each."""
-
-    name: str
-    groups: int
-    length: int
-    output_fc: bool  # a stage without the cls token has its own extra output projection (`<name>_fc`)
-
-
-def attention_groups(attention_type: str, frames: int, grid_h: int, grid_w: int) -> tuple[AttentionGroups, ...]:
-    """The attention stages of one block for a clip of `frames` frames on a `grid_h` x `grid_w` patch grid."""
-    t, h, w, n = frames, grid_h, grid_w, grid_h * grid_w
-    if attention_type == "space_only":
-        return (AttentionGroups("spatial", t, n + 1, False),)  # every frame is its own image with a cls token
-    if attention_type == "joint_space_time":
-        return (AttentionGroups("joint", 1, t * n + 1, False),)
-    if attention_type == "divided_space_time":
-        return (AttentionGroups("temporal", n, t, True), AttentionGroups("spatial", t, n + 1, False))
-    if attention_type == "sparse_local_global":
-        # Four F x H/2 x W/2 windows, then eight stride-2 groups over the whole clip, each with a cls copy.
-        return (AttentionGroups("local", 4, t * n // 4, True), AttentionGroups("global", 8, t * n // 8 + 1, False))
-    if attention_type == "axial":
-        return (
-            AttentionGroups("temporal", n, t, True),
-            AttentionGroups("width", t * h, w, True),
-            AttentionGroups("height", t * w, h + 1, False),
-        )
-    raise ValueError(f"unknown attention_type {attention_type!r}")
+def attention_groups(attention_type: str, frames: int, grid_h: int, grid_w: int) -> tuple[StageLayout, ...]:
+    """The attention stages of one block for a clip of `frames` frames on a `grid_h` x `grid_w` patch grid: each
+    stage's group count and group length, read off the scheme's own groupings (`model/attention.py`)."""
+    return get_scheme(attention_type).layouts(frames, grid_h, grid_w)
 
 
 def _model_defaults() -> dict:
@@ -79,9 +56,9 @@ def forward_flops(fields: dict, batch_size: int = 1) -> dict[str, float]:
         rows = stage.groups * stage.length
         projections += rows * (8 * d * d + (2 * d * d if stage.output_fc else 0))
         scores += stage.groups * 4 * stage.length**2 * d
-    # The MLP sees every patch token once, and the cls token once per clip (once per frame for space-only,
-    # where frames are separate images).
-    mlp_rows = t * n + (t if fields["attention_type"] == "space_only" else 1)
+    # The MLP sees every patch token once, and each cls token once (one per frame for space-only, where frames
+    # are separate images).
+    mlp_rows = t * n + get_scheme(fields["attention_type"]).cls_tokens(t)
     breakdown = {
         "patch_embed": 2.0 * t * n * p * p * channels * d,
         "attention_projections": depth * projections,

@@ -4,8 +4,8 @@ torch and transformers come with the `test` extra (`pip install -e ".[test]"`, w
 without them the benchmark reports our side only. The reference runs eagerly in float32 on CPU with
 `torch.set_num_threads(threads)` -- by default as many threads as JAX's CPU client uses, i.e. every core.
 
-HF implements divided, joint and space-only attention; the paper's sparse local-global and axial schemes have
-no PyTorch reference.
+HF implements the schemes marked `official` in `model/attention.py` (`REFERENCE_SCHEMES`: divided, joint and
+space-only attention); the paper's sparse local-global and axial schemes have no PyTorch reference.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-REFERENCE_SCHEMES = ("divided_space_time", "joint_space_time", "space_only")
+from timesformer_jax.model import REFERENCE_SCHEMES
 
 
 def import_torchvision_without_c_ops() -> None:

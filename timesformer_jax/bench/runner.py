@@ -17,9 +17,9 @@ import numpy as np
 from timesformer_jax.bench.cases import BenchCase
 from timesformer_jax.bench.compiled import CompiledCost, compiled_steps
 from timesformer_jax.bench.flops import forward_flops
-from timesformer_jax.bench.reference import REFERENCE_SCHEMES, reference_available, reference_calls
+from timesformer_jax.bench.reference import reference_available, reference_calls
 from timesformer_jax.bench.timing import Timing, time_calls
-from timesformer_jax.model import TimeSformer
+from timesformer_jax.model import REFERENCE_SCHEMES, TimeSformer
 from timesformer_jax.train.state import create_train_state
 
 

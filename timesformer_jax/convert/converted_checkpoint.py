@@ -19,7 +19,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import jax
 import orbax.checkpoint as ocp
 
 FORMAT = "timesformer_jax/converted-v1"
@@ -99,15 +98,3 @@ def load_converted(directory: str | Path, abstract_params=None):
         checkpointer.close()
     return config["model"], params, config.get("conversion", {})
 
-
-def check_tree_shapes(params, expected, what: str) -> None:
-    """ValueError naming every parameter whose presence or shape differs between two trees."""
-    def flat(tree):
-        return {jax.tree_util.keystr(p): tuple(x.shape) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
-
-    got, want = flat(params), flat(expected)
-    problems = [f"missing {k} {s}" for k, s in want.items() if k not in got]
-    problems += [f"unexpected {k} {s}" for k, s in got.items() if k not in want]
-    problems += [f"{k}: stored {got[k]}, model expects {s}" for k, s in want.items() if k in got and got[k] != s]
-    if problems:
-        raise ValueError(f"{what}:\n  " + "\n  ".join(problems))

@@ -1,6 +1,6 @@
 """Inflate an image ViT (or re-target a TimeSformer) state dict into the full state dict of a `TimeSformer`.
 
-Works on official-named tensors in PyTorch layout (`sources.py`); `official.state_to_params` then maps the
+Works on official-named tensors in PyTorch layout (`readers/`); `to_flax.state_to_params` then maps the
 result onto the module's parameter tree and checks every shape. For each parameter of the target model:
 
 * present in the checkpoint: taken as is (`pos_embed` and `time_embed` resampled when the patch grid or frame
@@ -29,10 +29,11 @@ import zlib
 import jax
 import numpy as np
 
-from timesformer_jax.convert.official import abstract_params, param_key, torch_layout
+from timesformer_jax.convert.to_flax import param_key, torch_layout
 from timesformer_jax.convert.resample import resample_pos_embed, resample_time_embed
 from timesformer_jax.model import TimeSformer
 from timesformer_jax.model.attention import dense_init
+from timesformer_jax.model.params import abstract_params
 
 TEMPORAL_INITS = ("zero", "official")
 _STAGE_PARAM = re.compile(r"blocks\.(\d+)\.([a-z]+)_(norm1|attn|fc)\.(.+)")
@@ -42,7 +43,7 @@ _STAGE_PARAM = re.compile(r"blocks\.(\d+)\.([a-z]+)_(norm1|attn|fc)\.(.+)")
 class ConversionReport:
     """What happened to every tensor: mapped as is, resampled, initialised fresh, or dropped (with reasons)."""
 
-    source: str = ""  # the checkpoint format read, one of sources.SOURCES
+    source: str = ""  # the checkpoint format read, one of readers.SOURCES
     mapped: list[str] = dataclasses.field(default_factory=list)
     resampled: list[str] = dataclasses.field(default_factory=list)
     initialised: list[str] = dataclasses.field(default_factory=list)

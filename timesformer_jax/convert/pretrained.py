@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 
 from timesformer_jax.convert.conversion import convert_checkpoint
-from timesformer_jax.convert.converted_checkpoint import check_tree_shapes, is_converted_checkpoint, load_converted
-from timesformer_jax.convert.official import abstract_params
+from timesformer_jax.convert.converted_checkpoint import is_converted_checkpoint, load_converted
 from timesformer_jax.model import MODEL_FIELDS, TimeSformer, apply_overrides
+from timesformer_jax.model.params import TreeMismatch, abstract_params, flat_shapes
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +51,7 @@ def _load_converted(path: Path, overrides: dict) -> PretrainedTimeSformer:
     stored, params, _ = load_converted(path)
     fields = apply_overrides(stored, overrides)
     module = TimeSformer(**fields)
-    check_tree_shapes(
-        params,
-        abstract_params(module),
+    TreeMismatch.compare(flat_shapes(params), flat_shapes(abstract_params(module))).raise_if_any(
         f"{path} does not fit TimeSformer({', '.join(f'{k}={v!r}' for k, v in overrides.items())}): overrides "
         "that change parameter shapes need a new conversion (tools/convert.py)",
     )

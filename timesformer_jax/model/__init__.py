@@ -1,5 +1,5 @@
 """The TimeSformer model: attention schemes, blocks, presets."""
-from timesformer_jax.model.attention import ATTENTION_TYPES, SCHEMES, TOKENS_ATTENDED
+from timesformer_jax.model.attention import ATTENTION_TYPES, REFERENCE_SCHEMES, SCHEMES, Scheme, Stage, get_scheme
 from timesformer_jax.model.presets import (
     MODEL_FIELDS,
     PRESETS,
@@ -8,12 +8,19 @@ from timesformer_jax.model.presets import (
     create_model,
     preset_config,
 )
+from timesformer_jax.model.params import TreeMismatch, abstract_params, abstract_variables
 from timesformer_jax.model.timesformer import Block, TimeSformer
 
 __all__ = [
     "ATTENTION_TYPES",
     "SCHEMES",
-    "TOKENS_ATTENDED",
+    "REFERENCE_SCHEMES",
+    "Scheme",
+    "Stage",
+    "get_scheme",
+    "TreeMismatch",
+    "abstract_params",
+    "abstract_variables",
     "MODEL_FIELDS",
     "PRESETS",
     "apply_overrides",

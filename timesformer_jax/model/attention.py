@@ -2,7 +2,8 @@
 
 Every scheme is a sequence of *stages*. A stage regroups the token grid `(B, T, H, W, D)` (T frames, an H x W
 patch grid) into independent groups `(B * G, L, D)`, runs self-attention inside each group, and ungroups. Schemes
-differ only in how they group tokens, so adding a scheme means adding one entry to `SCHEMES`.
+differ only in how they group tokens, so adding a scheme means adding one `Scheme` entry to `SCHEMES`: the
+model, the FLOP formula, checkpoint detection and the benchmark read everything from it.
 
 Reading of the paper (Bertasius et al. 2021, Section 3 and Table 1) and of the official code:
 
@@ -40,6 +41,7 @@ import einops
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Dtype = jnp.dtype
 
@@ -197,22 +199,115 @@ class Stage:
     grouping: Grouping
     with_cls: bool
 
+    @property
+    def parameter_prefix(self) -> str | None:
+        """`<name>_` for a stage with its own parameters, None for the cls stage (which has the ViT's)."""
+        return None if self.with_cls else f"{self.name}_"
 
-SCHEMES: dict[str, tuple[Stage, ...]] = {
-    "divided_space_time": (Stage("temporal", TIME, False), Stage("spatial", SPACE, True)),
-    "joint_space_time": (Stage("joint", JOINT, True),),
-    "space_only": (Stage("spatial", SPACE, True),),
-    "sparse_local_global": (Stage("local", LOCAL_WINDOWS, False), Stage("global", STRIDED_GLOBAL, True)),
-    "axial": (Stage("temporal", TIME, False), Stage("width", WIDTH, False), Stage("height", HEIGHT, True)),
+
+@dataclasses.dataclass(frozen=True)
+class StageLayout:
+    """One stage of one block over one video: `groups` attention groups of `length` tokens (cls copies included)."""
+
+    name: str
+    groups: int
+    length: int
+    output_fc: bool  # a stage without the cls token has its own output projection (`<name>_fc`)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+    """Everything that defines an attention scheme; the model, the FLOP formula, checkpoint detection, the
+    benchmark's feasibility check and the tests all derive from it.
+
+    stages: the block's attention stages, in order; exactly one carries the cls token.
+    frames_in_batch: every frame is its own image (its own cls token, no time embedding, frames averaged before
+        the final norm), as the official space-only model runs; the stages then see single-frame grids.
+    official: the official PyTorch TimeSformer (and its Hugging Face port) implements the scheme, so it is
+        checked against that reference.
+    """
+
+    stages: tuple[Stage, ...]
+    frames_in_batch: bool = False
+    official: bool = False
+
+    def __post_init__(self):
+        if sum(stage.with_cls for stage in self.stages) != 1:
+            raise ValueError(f"a scheme needs exactly one stage with the cls token; got stages {self.stages}")
+
+    @property
+    def uses_time_embed(self) -> bool:
+        return not self.frames_in_batch
+
+    @property
+    def parameter_prefixes(self) -> tuple[str, ...]:
+        """Prefixes of the stages' own parameters in a block (`temporal_`, ...): how checkpoints reveal the scheme."""
+        return tuple(stage.parameter_prefix for stage in self.stages if stage.parameter_prefix)
+
+    def token_grid(self, batch: int, frames: int, grid_h: int, grid_w: int, width: int) -> tuple[int, ...]:
+        """The (B, T, H, W, D) grid the stages see for `batch` clips of `frames` frames."""
+        if self.frames_in_batch:
+            return (batch * frames, 1, grid_h, grid_w, width)
+        return (batch, frames, grid_h, grid_w, width)
+
+    def check(self, frames: int, grid_h: int, grid_w: int) -> None:
+        """ValueError naming the grid when a stage cannot group a clip of `frames` frames on this patch grid."""
+        for stage in self.stages:
+            stage.grouping.check(self.token_grid(1, frames, grid_h, grid_w, 1))
+
+    def layouts(self, frames: int, grid_h: int, grid_w: int) -> tuple[StageLayout, ...]:
+        """Group count and length of every stage for one clip, read off the stages' own groupings."""
+        self.check(frames, grid_h, grid_w)
+        grid = np.empty(self.token_grid(1, frames, grid_h, grid_w, 1), np.bool_)
+        out = []
+        for stage in self.stages:
+            groups, length, _ = stage.grouping.split(grid).shape
+            out.append(StageLayout(stage.name, groups, length + stage.with_cls, not stage.with_cls))
+        return tuple(out)
+
+    def tokens_attended(self, frames: int, grid_h: int, grid_w: int) -> int:
+        """Keys each patch query attends to per block, summed over the stages (cls copies included)."""
+        return sum(layout.length for layout in self.layouts(frames, grid_h, grid_w))
+
+    def cls_tokens(self, frames: int) -> int:
+        """cls tokens per clip: one, or one per frame when frames are separate images."""
+        return frames if self.frames_in_batch else 1
+
+
+SCHEMES: dict[str, Scheme] = {
+    "divided_space_time": Scheme((Stage("temporal", TIME, False), Stage("spatial", SPACE, True)), official=True),
+    "joint_space_time": Scheme((Stage("joint", JOINT, True),), official=True),
+    "space_only": Scheme((Stage("spatial", SPACE, True),), frames_in_batch=True, official=True),
+    "sparse_local_global": Scheme((Stage("local", LOCAL_WINDOWS, False), Stage("global", STRIDED_GLOBAL, True))),
+    "axial": Scheme((Stage("temporal", TIME, False), Stage("width", WIDTH, False), Stage("height", HEIGHT, True))),
 }
 
-ATTENTION_TYPES = tuple(SCHEMES)
+ATTENTION_TYPES = tuple(SCHEMES)  # the built-in schemes, in the paper's order
+REFERENCE_SCHEMES = tuple(name for name, scheme in SCHEMES.items() if scheme.official)
 
-# Tokens each patch query attends to per block, for a clip of T frames on an H x W grid (N = H * W).
-TOKENS_ATTENDED = {
-    "space_only": "N + 1",
-    "joint_space_time": "T*N + 1",
-    "divided_space_time": "T + (N + 1)",
-    "sparse_local_global": "T*N/4 + (T*N/8 + 1)",
-    "axial": "T + W + (H + 1)",
-}
+
+def get_scheme(attention_type: str) -> Scheme:
+    """The registered scheme `attention_type`; ValueError naming the known ones otherwise."""
+    if attention_type not in SCHEMES:
+        raise ValueError(f"unknown attention_type {attention_type!r}; expected one of {tuple(SCHEMES)}")
+    return SCHEMES[attention_type]
+
+
+def stage_parameter_prefixes() -> frozenset[str]:
+    """Every registered scheme's stage prefixes: what marks a checkpoint as a video model."""
+    return frozenset(p for scheme in SCHEMES.values() for p in scheme.parameter_prefixes)
+
+
+def scheme_of_parameters(prefixes: set[str], has_time_embed: bool) -> str:
+    """The scheme whose blocks have exactly the stage parameters `prefixes` (e.g. {'temporal_'}) and whose
+    model has a time embedding iff `has_time_embed`: how a checkpoint's tensors name its scheme."""
+    matches = [name for name, scheme in SCHEMES.items()
+               if set(scheme.parameter_prefixes) == set(prefixes) and scheme.uses_time_embed == has_time_embed]
+    if len(matches) != 1:
+        known = {name: (scheme.parameter_prefixes, scheme.uses_time_embed) for name, scheme in SCHEMES.items()}
+        raise ValueError(
+            f"no single attention scheme has block parameters {sorted(prefixes)} and "
+            f"{'a' if has_time_embed else 'no'} time embedding (matches: {matches}); schemes (stage prefixes, "
+            f"time embedding): {known}"
+        )
+    return matches[0]

@@ -11,6 +11,7 @@ position embedding (row-major over the patch grid) and is handled there.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -18,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from timesformer_jax.model.attention import ATTENTION_TYPES, SCHEMES, Attention, Stage, dense_init, logical_dense
+from timesformer_jax.model.attention import Attention, Scheme, Stage, dense_init, get_scheme, logical_dense
 from timesformer_jax.model.embeddings import resize_pos_embed, resize_time_embed
 
 Dtype = Any
@@ -142,7 +143,7 @@ class Block(nn.Module):
     @nn.compact
     def __call__(self, cls: jax.Array, grid: jax.Array, deterministic: bool = True, capture_attention: bool = False):
         drop_path = DropPath(self.drop_path_rate)
-        for stage in SCHEMES[self.attention_type]:
+        for stage in get_scheme(self.attention_type).stages:
             stage.grouping.check(grid.shape)
             cls, grid = self._stage(stage, cls, grid, drop_path, deterministic, capture_attention)
             grid = nn.with_logical_constraint(grid, GRID_AXES)
@@ -216,7 +217,7 @@ class TimeSformer(nn.Module):
         if t < 1:
             raise ValueError(f"{expected} and T >= 1; got shape {tuple(shape)}")
         if not self.resize_embeddings:
-            uses_time = self.attention_type != "space_only"
+            uses_time = self.scheme.uses_time_embed
             if (uses_time and t != self.num_frames) or (h // p, w // p) != self.config_grid:
                 grid_h, grid_w = self.config_grid
                 frames = f"T={self.num_frames}" if uses_time else "any T"
@@ -225,12 +226,25 @@ class TimeSformer(nn.Module):
                     f"got {tuple(shape)}"
                 )
 
+    @property
+    def scheme(self) -> Scheme:
+        return get_scheme(self.attention_type)
+
     @nn.compact
     def __call__(self, video: jax.Array, *, train: bool = False, capture_attention: bool = False) -> jax.Array:
-        if self.attention_type not in SCHEMES:
-            raise ValueError(f"unknown attention_type {self.attention_type!r}; expected one of {ATTENTION_TYPES}")
+        scheme = self.scheme
         self.check_video(video.shape)
         deterministic = not train
+        grid = self._embed_patches(video)
+        cls, grid = self._add_embeddings(scheme, grid, deterministic)
+        cls, grid = self._run_blocks(cls, grid, deterministic, capture_attention)
+        if scheme.frames_in_batch:
+            # Each frame was its own image with its own cls token; the official model averages them here.
+            cls = cls.reshape(video.shape[0], video.shape[1], -1).mean(axis=1)
+        return self._classify(cls)
+
+    def _embed_patches(self, video: jax.Array) -> jax.Array:
+        """video (B, T, H, W, C) -> patch tokens (B, T, H/p, W/p, D): one strided convolution per frame."""
         batch, frames = video.shape[:2]
         x = jnp.asarray(video, self.dtype)
         x = nn.Conv(
@@ -244,9 +258,12 @@ class TimeSformer(nn.Module):
             param_dtype=self.param_dtype,
             name="patch_embed",
         )(x.reshape((batch * frames,) + x.shape[2:]))
-        grid_h, grid_w, width = x.shape[1:]
-        grid = x.reshape(batch, frames, grid_h, grid_w, width)
+        return x.reshape((batch, frames) + x.shape[1:])
 
+    def _add_embeddings(self, scheme: Scheme, grid: jax.Array, deterministic: bool):
+        """Patch tokens (B, T, h, w, D) -> (cls (B', D), grid (B', T', h, w, D)) with the cls token, position and
+        time embeddings; B' = B * T and T' = 1 when the scheme folds frames into the batch (no time embedding)."""
+        batch, frames, grid_h, grid_w, width = grid.shape
         cls_token = self.param(
             "cls_token", nn.with_logical_partitioning(dense_init, (None, None, "embed")), (1, 1, width), self.param_dtype
         )
@@ -261,9 +278,8 @@ class TimeSformer(nn.Module):
         cls = jnp.broadcast_to(cls_token[0].astype(self.dtype) + pos_embed[0, :1], (batch, width))
         grid = grid + pos_embed[0, 1:].reshape(1, 1, grid_h, grid_w, width)
         grid = nn.Dropout(self.dropout_rate)(grid, deterministic=deterministic)
-        if self.attention_type == "space_only":
-            # Each frame is its own image with its own cls token; frames are averaged after the blocks.
-            grid = grid.reshape(batch * frames, 1, grid_h, grid_w, width)
+        if scheme.frames_in_batch:
+            grid = grid.reshape(scheme.token_grid(batch, frames, grid_h, grid_w, width))
             cls = jnp.repeat(cls, frames, axis=0)
         else:
             time_embed = self.param(
@@ -275,32 +291,26 @@ class TimeSformer(nn.Module):
             time_embed = resize_time_embed(time_embed, frames).astype(self.dtype)
             grid = grid + time_embed[0][None, :, None, None, :]
             grid = nn.Dropout(self.dropout_rate)(grid, deterministic=deterministic)
-        grid = nn.with_logical_constraint(grid, GRID_AXES)
+        return cls, nn.with_logical_constraint(grid, GRID_AXES)
 
+    def _run_blocks(self, cls: jax.Array, grid: jax.Array, deterministic: bool, capture_attention: bool):
+        """The `depth` blocks, drop-path rate rising linearly from 0 to `drop_path_rate` as in the official model."""
         block_cls = nn.remat(Block, static_argnums=(3, 4)) if self.remat else Block
-        rates = np.linspace(0.0, self.drop_path_rate, self.depth)
-        for i in range(self.depth):
-            cls, grid = block_cls(
-                attention_type=self.attention_type,
-                num_heads=self.num_heads,
-                mlp_dim=self.mlp_dim,
-                qkv_bias=self.qkv_bias,
-                layer_norm_eps=self.layer_norm_eps,
-                dropout_rate=self.dropout_rate,
-                attention_dropout_rate=self.attention_dropout_rate,
-                drop_path_rate=float(rates[i]),
-                attention_impl=self.attention_impl,
-                dtype=self.dtype,
-                param_dtype=self.param_dtype,
-                name=f"blocks_{i}",
-            )(cls, grid, deterministic, capture_attention)
+        block_fields = {name: getattr(self, name) for name in BLOCK_FIELDS}
+        for i, rate in enumerate(np.linspace(0.0, self.drop_path_rate, self.depth)):
+            block = block_cls(**block_fields, drop_path_rate=float(rate), name=f"blocks_{i}")
+            cls, grid = block(cls, grid, deterministic, capture_attention)
+        return cls, grid
 
-        if self.attention_type == "space_only":
-            cls = cls.reshape(batch, frames, width).mean(axis=1)
+    def _classify(self, cls: jax.Array) -> jax.Array:
+        """cls (B, D) -> final norm -> logits (B, num_classes), or the normed features when num_classes == 0."""
         features = _layer_norm("norm", self.layer_norm_eps, self.dtype, self.param_dtype)(cls)
         self.sow("intermediates", "pre_logits", features)
         if self.num_classes == 0:
             return features.astype(jnp.float32)
         head = logical_dense(self.num_classes, ("embed", "classes"), ("classes",), "head", self.dtype, self.param_dtype)
-        logits = head(features)
-        return logits.astype(jnp.float32)
+        return head(features).astype(jnp.float32)
+
+
+# The TimeSformer fields every block shares (the drop-path rate differs per block).
+BLOCK_FIELDS = tuple(f.name for f in dataclasses.fields(Block) if f.name not in ("parent", "name", "drop_path_rate"))

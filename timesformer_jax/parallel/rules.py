@@ -14,6 +14,7 @@ failing, and reported.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 
@@ -66,3 +67,11 @@ def param_shardings(abstract_variables, mesh: Mesh, rules=LOGICAL_AXIS_RULES):
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """Leading (batch) dimension over `data` and `fsdp`, everything else replicated."""
     return NamedSharding(mesh, PartitionSpec(("data", "fsdp")))
+
+
+@contextlib.contextmanager
+def sharding_context(mesh: Mesh, rules=LOGICAL_AXIS_RULES):
+    """The mesh and the logical rules the model's constraints resolve against: enter it around every jitted
+    call, lowering and initialisation of the model (without it, `with_logical_constraint` silently does nothing)."""
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        yield

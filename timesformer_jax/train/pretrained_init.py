@@ -15,6 +15,7 @@ import numpy as np
 
 from timesformer_jax.convert.conversion import convert_checkpoint
 from timesformer_jax.convert.converted_checkpoint import is_converted_checkpoint, load_converted
+from timesformer_jax.model.params import TreeMismatch, flat_shapes
 
 HEAD = "head"
 
@@ -39,30 +40,17 @@ def fit_pretrained(pretrained: dict, initial: dict, log: Callable[[str], None]) 
     """`pretrained` (host arrays) laid over `initial` (the model's freshly initialised parameters, any arrays):
     the head stays from `initial` when its shape differs; any other missing, unexpected or mis-shaped parameter
     is an error."""
-    flat_init = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(initial)}
-    flat_pre = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(pretrained)}
-    problems, fresh = [], []
-    for key, value in flat_init.items():
-        loaded = flat_pre.get(key)
-        is_head = key.startswith(f"['{HEAD}']")
-        if loaded is not None and np.shape(loaded) == np.shape(value):
-            continue
-        if is_head:
-            fresh.append(key)
-        elif loaded is None:
-            problems.append(f"missing {key} {np.shape(value)}")
-        else:
-            problems.append(f"{key}: checkpoint {np.shape(loaded)}, model {np.shape(value)}")
-    problems += [f"unexpected {key}" for key in flat_pre if key not in flat_init]
-    if problems:
-        raise ValueError("config.init_checkpoint does not fit the config's model (convert it for these settings "
-                         "with tools/convert.py, or point at the source checkpoint to convert on the fly):\n  "
-                         + "\n  ".join(problems[:20]) + (f"\n  ... {len(problems) - 20} more" if len(problems) > 20 else ""))
+    got, want = flat_shapes(pretrained), flat_shapes(initial)
+    fresh = [key for key in want if key.startswith(f"['{HEAD}']") and got.get(key) != want[key]]
+    TreeMismatch.compare(got, want, ignore=fresh).raise_if_any(
+        "config.init_checkpoint does not fit the config's model (convert it for these settings with "
+        "tools/convert.py, or point at the source checkpoint to convert on the fly):")
     if fresh:
         log(f"init: fresh classifier head ({', '.join(fresh)}): the checkpoint's class count differs")
+    flat_pretrained = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(pretrained)}
 
     def pick(path, value):
         key = jax.tree_util.keystr(path)
-        return value if key in fresh else np.asarray(flat_pre[key], dtype=value.dtype)
+        return value if key in fresh else np.asarray(flat_pretrained[key], dtype=value.dtype)
 
     return jax.tree_util.tree_map_with_path(pick, initial)

@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from timesformer_jax.model import TimeSformer
-from timesformer_jax.parallel import LOGICAL_AXIS_RULES, batch_sharding, param_shardings
+from timesformer_jax.model import TimeSformer, abstract_variables
+from timesformer_jax.parallel import batch_sharding, param_shardings, sharding_context
 from timesformer_jax.train.losses import cross_entropy, top_k_correct
 
 
@@ -45,8 +45,7 @@ def _mirror_shardings(opt_state_abstract, params_shardings, mesh: Mesh):
 
 def state_shardings(model: TimeSformer, optimizer: optax.GradientTransformation, mesh: Mesh, video_shape):
     """(TrainState of NamedShardings, abstract TrainState) for `model` on `mesh`."""
-    video = jax.ShapeDtypeStruct(video_shape, jnp.float32)
-    boxed = jax.eval_shape(model.init, jax.random.key(0), video)
+    boxed = abstract_variables(model, video_shape)
     params_sharding = param_shardings(boxed, mesh)["params"]
     params_abstract = nn.unbox(boxed)["params"]
     opt_abstract = jax.eval_shape(optimizer.init, params_abstract)
@@ -69,7 +68,7 @@ def create_train_state(model, optimizer, mesh, video_shape, seed: int = 0, init_
         params = nn.unbox(model.init(rng, jnp.zeros(video_shape, jnp.float32))["params"])
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
 
-    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+    with sharding_context(mesh):
         if init_params is None:
             return jax.jit(init, out_shardings=shardings)(jax.random.key(seed))
         params = jax.device_put(init_params, shardings.params)
@@ -109,24 +108,24 @@ def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings:
 
     data = batch_sharding(mesh)
     jitted = jax.jit(train_step, in_shardings=(shardings, data), out_shardings=(shardings, None), donate_argnums=0)
-
-    def run(state, batch):
-        with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
-            return jitted(state, batch)
-
-    run.lower = _lowering(jitted, mesh)
-    return run
+    return _under_mesh(jitted, mesh)
 
 
-def _lowering(jitted, mesh: Mesh) -> Callable:
-    """`jitted.lower` under the mesh and rules the step runs with: `.compile()` gives XLA's cost and memory
-    analysis; arguments may be `jax.ShapeDtypeStruct`s, so nothing is allocated."""
+def _under_mesh(jitted, mesh: Mesh) -> Callable:
+    """`jitted` called under the mesh and rules (`sharding_context`). Its `.lower(*args)` lowers it the same way
+    without running: `.compile()` then gives XLA's cost and memory analysis, and arguments may be
+    `jax.ShapeDtypeStruct`s, so nothing is allocated."""
+
+    def run(*args):
+        with sharding_context(mesh):
+            return jitted(*args)
 
     def lower(*args):
-        with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+        with sharding_context(mesh):
             return jitted.lower(*args)
 
-    return lower
+    run.lower = lower
+    return run
 
 
 def make_eval_step(model, mesh: Mesh, shardings: TrainState):
@@ -134,10 +133,4 @@ def make_eval_step(model, mesh: Mesh, shardings: TrainState):
     data = batch_sharding(mesh)
     jitted = jax.jit(lambda params, video: model.apply({"params": params}, video),
                      in_shardings=(shardings.params, data), out_shardings=data)
-
-    def run(params, video):
-        with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
-            return jitted(params, video)
-
-    run.lower = _lowering(jitted, mesh)
-    return run
+    return _under_mesh(jitted, mesh)

@@ -13,7 +13,7 @@ Layouts read (the ones timm's own `.npz` loader reads for plain ViTs):
 
 Flax stores dense kernels (in, out) and attention kernels (D, heads, head_dim) / (heads, head_dim, D); PyTorch
 Linear weights are (out, in) with q, k, v concatenated in one `qkv` layer. The output names are the ones
-`official.state_to_params` consumes (the timm ViT names, which the official TimeSformer kept).
+`to_flax.state_to_params` consumes (the timm ViT names, which the official TimeSformer kept).
 """
 from __future__ import annotations
 

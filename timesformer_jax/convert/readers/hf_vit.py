@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from timesformer_jax.convert.hf import read_hf_weights, require_exact_gelu
+from timesformer_jax.convert.readers.hf_files import read_hf_weights, require_exact_gelu
 
 _TOP = {
     "embeddings.cls_token": "cls_token",

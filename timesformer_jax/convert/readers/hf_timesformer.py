@@ -1,19 +1,17 @@
 """Hugging Face `TimesformerModel` / `TimesformerForVideoClassification` checkpoints (`save_pretrained` dirs).
 
 Weights are read from `model.safetensors` (or its sharded index, or a `pytorch_model.bin`) with NumPy, renamed
-to the official TimeSformer names, and mapped by `official.state_to_params`. `config.json` supplies what no
+to the official TimeSformer names (the canonical state dict of `readers/__init__.py`). `config.json` supplies what no
 tensor holds: the head count, LayerNorm epsilon and the attention type.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file
 
-from timesformer_jax.convert.torch_pickle import load_torch_file
+from timesformer_jax.convert.readers.hf_files import read_hf_weights, require_exact_gelu
 
 # HF module path inside a layer -> official module path inside a block.
 _LAYER_NAMES = {
@@ -40,18 +38,6 @@ _TOP_PREFIXES = {
 }
 
 
-def read_hf_config(path: Path) -> dict:
-    """The `config.json` of a `save_pretrained` directory ({} when there is none)."""
-    config = path / "config.json"
-    return json.loads(config.read_text()) if path.is_dir() and config.is_file() else {}
-
-
-def require_exact_gelu(path: Path, config: dict) -> None:
-    """TimeSformer and ViT blocks use exact GELU; any other activation would silently compute something else."""
-    if config.get("hidden_act", "gelu") != "gelu":
-        raise ValueError(f"{path}: hidden_act={config['hidden_act']!r} is not supported; TimeSformer uses exact 'gelu'")
-
-
 def hf_key_to_official(key: str) -> str:
     """E.g. 'timesformer.encoder.layer.3.temporal_dense.weight' -> 'blocks.3.temporal_fc.weight'.
     Keys with no official counterpart are returned unchanged (and reported as unexpected later)."""
@@ -65,27 +51,6 @@ def hf_key_to_official(key: str) -> str:
     if m and m.group(2) in _LAYER_NAMES:
         return f"blocks.{m.group(1)}.{_LAYER_NAMES[m.group(2)]}.{m.group(3)}"
     return key
-
-
-def load_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """All tensors of one `.safetensors` file; ValueError for a truncated or corrupt file."""
-    try:
-        return dict(load_file(str(path)))
-    except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
-        raise ValueError(f"cannot read safetensors file {path}: {type(e).__name__}: {e}") from e
-
-
-def read_hf_weights(path: Path) -> dict[str, np.ndarray]:
-    """All tensors of a `save_pretrained` directory, by their HF names."""
-    single, index, torch_bin = path / "model.safetensors", path / "model.safetensors.index.json", path / "pytorch_model.bin"
-    if single.is_file():
-        return load_safetensors(single)
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return {k: v for shard in shards for k, v in load_safetensors(path / shard).items()}
-    if torch_bin.is_file():
-        return load_torch_file(torch_bin)
-    raise ValueError(f"{path} has a config.json but no model.safetensors, shard index or pytorch_model.bin")
 
 
 def read_hf_checkpoint(path: Path, config: dict) -> tuple[dict[str, np.ndarray], dict]:

@@ -5,7 +5,7 @@ its temporal ones, so an ImageNet ViT and a TimeSformer checkpoint land in the s
 
     npz       Google ViT .npz (original, AugReg, big_vision)            google_npz.read_google_npz
     timm      timm ViT state dict (.pth / .bin / .safetensors)          unchanged names
-    hf        Hugging Face ViT or Timesformer save_pretrained directory hf_vit / hf
+    hf        Hugging Face ViT or Timesformer save_pretrained directory hf_vit / hf_timesformer
     official  official TimeSformer .pyth (or a state dict of one)       official.unwrap_official_checkpoint
 """
 from __future__ import annotations
@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from timesformer_jax.convert.google_npz import read_google_npz
-from timesformer_jax.convert.hf import hf_key_to_official, load_safetensors, read_hf_checkpoint, read_hf_config
-from timesformer_jax.convert.hf_vit import read_hf_vit_checkpoint
-from timesformer_jax.convert.official import unwrap_official_checkpoint
-from timesformer_jax.convert.torch_pickle import load_torch_file
+from timesformer_jax.convert.readers.google_npz import read_google_npz
+from timesformer_jax.convert.readers.hf_files import load_safetensors, read_hf_config
+from timesformer_jax.convert.readers.hf_timesformer import hf_key_to_official, read_hf_checkpoint
+from timesformer_jax.convert.readers.hf_vit import read_hf_vit_checkpoint
+from timesformer_jax.convert.readers.official import unwrap_official_checkpoint
+from timesformer_jax.convert.readers.torch_pickle import load_torch_file
+from timesformer_jax.model.attention import stage_parameter_prefixes
 
 SOURCES = ("npz", "timm", "hf", "official")
-_VIDEO_KEYS = ("time_embed", "blocks.0.temporal_attn.qkv.weight", "blocks.0.local_attn.qkv.weight")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,12 @@ class SourceCheckpoint:
     is_video: bool
     source: str
     path: Path
+
+
+def _has_video_tensors(state: dict) -> bool:
+    """A time embedding, or the parameters of any registered scheme's own attention stages."""
+    stage_keys = {f"blocks.0.{prefix}attn.qkv.weight" for prefix in stage_parameter_prefixes()}
+    return "time_embed" in state or any(key in state for key in stage_keys)
 
 
 def _read_state_dict_file(path: Path) -> tuple[dict[str, np.ndarray], bool]:
@@ -87,6 +94,6 @@ def read_source(path: str | Path, source: str | None = None) -> SourceCheckpoint
     else:
         state, official_wrapper = _read_state_dict_file(path)
         is_video = is_video or official_wrapper
-    is_video = is_video or any(k in state for k in _VIDEO_KEYS)
+    is_video = is_video or _has_video_tensors(state)
     source = source or ("official" if is_video else "timm")
     return SourceCheckpoint(state=state, fields=fields, is_video=is_video, source=source, path=path)
