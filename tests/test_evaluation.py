@@ -109,7 +109,7 @@ def test_metric_history_and_tensorboard_events(tmp_path):
 
 def test_demo_group_accuracies_and_table():
     from timesformer_jax.data.synthetic_motion import CLASSES
-    from timesformer_jax.train.demo import format_table, group_accuracies
+    from timesformer_jax.demo import format_table, group_accuracies
 
     index = {name: i for i, name in enumerate(CLASSES)}
     confusion = np.zeros((10, 10), int)

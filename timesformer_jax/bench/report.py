@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from timesformer_jax.bench.runner import CaseAnalysis, CaseTiming
-from timesformer_jax.train.plots import pyplot
+from timesformer_jax.figures import pyplot, save_figure
 
 GIB = 2**30
 
@@ -102,10 +102,7 @@ def plot_figure3(rows: Sequence[CaseAnalysis], path: str | Path, device_bytes: i
             ax.legend(fontsize=7)
     fig.suptitle("TimeSformer (ViT-B/16) cost by attention scheme, after the paper's Figure 3")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _as_json(value):

@@ -148,7 +148,7 @@ def evaluate(eval_step, params, batches: Iterable[dict], mesh, num_classes: int,
 def write_eval_reports(result: EvalResult, class_names: Sequence[str], directory: str | Path, step: int,
                        title: str = "") -> Path:
     """directory/{metrics.json, per_class_accuracy.csv, confusion_matrix.csv, confusion_matrix.png}."""
-    from timesformer_jax.train.plots import plot_confusion
+    from timesformer_jax.figures import plot_confusion
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

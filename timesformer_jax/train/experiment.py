@@ -42,9 +42,7 @@ class Experiment:
 
     @property
     def video_shape(self) -> tuple[int, ...]:
-        """Smallest batch the mesh's batch axes can split: what state initialisation traces with."""
-        batch = self.mesh.shape["data"] * self.mesh.shape["fsdp"]
-        return (batch, self.clip.num_frames, self.clip.crop_size, self.clip.crop_size, 3)
+        return init_video_shape(self.mesh, self.clip)
 
     @property
     def last_step(self) -> int:
@@ -53,6 +51,12 @@ class Experiment:
 
     def num_examples(self, split: str) -> int:
         return self.builder.info.splits[split].num_examples
+
+
+def init_video_shape(mesh: jax.sharding.Mesh, clip: ClipConfig) -> tuple[int, ...]:
+    """(B, T, H, W, C) with the smallest batch the mesh's batch axes can split: what state initialisation traces."""
+    batch = mesh.shape["data"] * mesh.shape["fsdp"]
+    return (batch, clip.num_frames, clip.crop_size, clip.crop_size, 3)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -99,15 +103,14 @@ def build_experiment(config: ml_collections.ConfigDict) -> Experiment:
                          f"optimizer step of {config.batch_size * optim.accumulation_steps} clips")
     optimizer, schedule = create_optimizer(optim, config.batch_size * optim.accumulation_steps,
                                            steps_per_epoch // optim.accumulation_steps)
-    experiment = Experiment(
+    shardings, abstract = state_shardings(model, optimizer, mesh, init_video_shape(mesh, clip))
+    return Experiment(
         config=config, model=model, mesh=mesh, builder=builder, class_names=class_names, clip=clip,
         global_batch=config.batch_size, local_batch=local_batch, eval_global_batch=config.eval_batch_size,
         eval_local_batch=eval_local_batch, steps_per_epoch=steps_per_epoch,
         total_steps=optim.epochs * steps_per_epoch, optimizer=optimizer, schedule=schedule,
-        shardings=None, abstract=None,
+        shardings=shardings, abstract=abstract,
     )
-    experiment.shardings, experiment.abstract = state_shardings(model, optimizer, mesh, experiment.video_shape)
-    return experiment
 
 
 def checkpoint_dir(workdir: str | Path) -> Path:

@@ -25,12 +25,12 @@ import jax
 import ml_collections
 
 from timesformer_jax.data.pipeline import eval_dataset, eval_num_batches, train_dataset
+from timesformer_jax.figures import plot_curves
 from timesformer_jax.parallel import global_batch
 from timesformer_jax.train.checkpointing import BEST_METRIC, Checkpointer
 from timesformer_jax.train.evaluation import evaluate, write_eval_reports
 from timesformer_jax.train.experiment import Experiment, build_experiment, checkpoint_dir, epoch_seed
 from timesformer_jax.train.metric_writers import MetricWriter, read_history
-from timesformer_jax.train.plots import plot_curves
 from timesformer_jax.train.preemption import stop_on_signals
 from timesformer_jax.train.pretrained_init import fit_pretrained, read_pretrained
 from timesformer_jax.train.progress import ProgressBar, format_duration
@@ -135,113 +135,174 @@ class _PendingMetrics:
         return {name: sum(float(m[name]) for _, m in fetched) / len(fetched) for name in fetched[0][1]}
 
 
+@dataclasses.dataclass(frozen=True)
+class DueActions:
+    """What the loop does after a step: log (also checks finiteness), evaluate, save."""
+
+    log: bool
+    evaluate: bool
+    save: bool
+
+
+def due_actions(config: ml_collections.ConfigDict, exp: Experiment, step: int, stopping: bool) -> DueActions:
+    """The periodic actions after `step`: evaluate at the configured epoch ends and at the last step; save every
+    `checkpoint.every_steps`, after each evaluation and when stopping (then without evaluating); log every
+    `log_every_steps` and before every save, so nothing non-finite is ever saved."""
+    epoch_end = step % exp.steps_per_epoch == 0
+    evaluate = not stopping and (
+        step == exp.last_step or (epoch_end and (step // exp.steps_per_epoch) % config.eval_every_epochs == 0))
+    save = stopping or evaluate or step % config.checkpoint.every_steps == 0
+    return DueActions(log=save or step % config.log_every_steps == 0, evaluate=evaluate, save=save)
+
+
+def _restore_or_initialise(exp: Experiment, checkpointer: Checkpointer, workdir: Path, log) -> tuple:
+    """(state, first step): the latest checkpoint of `workdir`, else a fresh (or pretrained) initialisation."""
+    restored = checkpointer.restore(exp.abstract, exp.shardings)
+    if restored is None:
+        if _is_main():
+            (workdir / "config.json").write_text(exp.config.to_json_best_effort(indent=2) + "\n")
+        return _initial_state(exp, log), 0
+    state, meta = restored
+    if meta.get("steps_per_epoch") not in (None, exp.steps_per_epoch):
+        log(f"warning: the checkpoint was made with {meta['steps_per_epoch']} steps per epoch, this config has "
+            f"{exp.steps_per_epoch} (batch size or dataset changed): the data order will not match")
+    log(f"resumed from step {int(state.step)} ({checkpointer.directory})")
+    return state, int(state.step)
+
+
+class _TrainingRun:
+    """One run's steps, writers and periodic actions between set-up and clean-up (`close`)."""
+
+    def __init__(self, exp: Experiment, workdir: Path, checkpointer: Checkpointer, first_step: int, log):
+        config = exp.config
+        self.exp, self.workdir, self.checkpointer, self.log = exp, workdir, checkpointer, log
+        self.first_step = first_step
+        self.train_step = make_train_step(exp.model, exp.optimizer, exp.schedule, exp.mesh, exp.shardings,
+                                          StepConfig(label_smoothing=config.label_smoothing, seed=config.seed,
+                                                     accumulation_steps=config.optimizer.accumulation_steps))
+        self.eval_step = make_eval_step(exp.model, exp.mesh, exp.shardings)
+        self.writer = MetricWriter(workdir, resume_step=first_step, enabled=_is_main())
+        self.progress = ProgressBar(exp.last_step, exp.global_batch, first_step=first_step, enabled=_is_main())
+        self.pending = _PendingMetrics()
+        self.meta = {"steps_per_epoch": exp.steps_per_epoch, "global_batch": exp.global_batch}
+        self.eval_metrics: dict | None = None
+        self.latest_step: int | None = None  # known after `close`
+        self.best_step: int | None = None
+
+    def epoch_batches(self, step: int):
+        """Host batches from `step` to the end of its epoch (or the last step): the epoch's stream, seeded by
+        (seed, epoch), with the batches before `step` skipped."""
+        exp = self.exp
+        epoch, in_epoch = divmod(step, exp.steps_per_epoch)
+        batches = train_dataset(
+            exp.builder, exp.config.dataset.train_split, exp.local_batch, exp.clip,
+            seed=epoch_seed(exp.config.seed, epoch), shuffle_buffer=exp.config.shuffle_buffer, repeat=False,
+            skip_batches=in_epoch,
+        )
+        return batches.take(min(exp.steps_per_epoch, exp.last_step - epoch * exp.steps_per_epoch) - in_epoch)
+
+    def train(self, state, step: int) -> tuple:
+        """Steps from `step` to the last one, or to a stop request. Returns (state, step, stopped_by)."""
+        with stop_on_signals() as stop:
+            while step < self.exp.last_step:
+                for batch in self.epoch_batches(step).as_numpy_iterator():
+                    state, metrics = self.train_step(state, global_batch(batch, self.exp.mesh))
+                    step += 1
+                    self.pending.add(step, metrics)
+                    stopped_by = self._stop_reason(stop, step)
+                    self.act(due_actions(self.exp.config, self.exp, step, stopping=stopped_by is not None),
+                             state, step)
+                    if stopped_by:
+                        return state, step, stopped_by
+        return state, step, None
+
+    def _stop_reason(self, stop, step: int) -> str | None:
+        if stop.requested:
+            return stop.signal_name
+        if jax.process_count() > 1 and self.checkpointer.reached_preemption(step):
+            return "preemption notice"
+        return None
+
+    def act(self, due: DueActions, state, step: int) -> None:
+        if due.log:
+            self._log_train(step)
+        if due.evaluate:
+            self.eval_metrics = self._evaluate(state, step)
+        if due.save:
+            metrics = {BEST_METRIC: self.eval_metrics[BEST_METRIC]} if due.evaluate else None
+            self.checkpointer.save(step, state, self.meta, force=True, metrics=metrics)
+
+    def _log_train(self, step: int) -> None:
+        averaged = self.pending.drain()  # raises NonFiniteLossError before anything is saved
+        if averaged is None:
+            return
+        self.writer.write(step, "train", averaged)
+        self.progress.update(step, loss=averaged["loss"], lr=averaged["learning_rate"])
+
+    def _evaluate(self, state, step: int) -> dict:
+        exp = self.exp
+        self.progress.message(f"evaluating at step {step} ...")
+        metrics = run_evaluation(exp, state.params, self.eval_step, step, self.workdir / EVAL_DIR,
+                                 self.progress.message)
+        self.writer.write(step, "eval", metrics)
+        if _is_main():
+            plot_curves(read_history(self.workdir), self.workdir / CURVES_FILE,
+                        f"{exp.model.attention_type} ({exp.config.dataset.name}/{exp.config.dataset.config})")
+        self.progress.restart_clock()
+        return metrics
+
+    def close(self) -> None:
+        """Finish the bar and the writers, wait for the last checkpoint to be written; note what is kept."""
+        self.progress.close()
+        try:
+            self.checkpointer.wait()
+            self.latest_step, self.best_step = self.checkpointer.latest_step(), self.checkpointer.best_step()
+        finally:
+            self.checkpointer.close()
+            self.writer.close()
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                        log: Callable[[str], None] | None = None) -> RunSummary:
     """Train `config` in `workdir`, resuming from its latest checkpoint if there is one. Raises
     NonFiniteLossError (after keeping the last good checkpoint) when the loss or gradients stop being finite."""
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
-    main = _is_main()
     log = log or _print_on_main
     exp = build_experiment(config)
     checkpointer = Checkpointer(checkpoint_dir(workdir), max_to_keep=config.checkpoint.keep)
-    restored = checkpointer.restore(exp.abstract, exp.shardings)
-    if restored is None:
-        state, first_step = _initial_state(exp, log), 0
-        if main:
-            (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
-    else:
-        state, meta = restored
-        first_step = int(state.step)
-        if meta.get("steps_per_epoch") not in (None, exp.steps_per_epoch):
-            log(f"warning: the checkpoint was made with {meta['steps_per_epoch']} steps per epoch, this config has "
-                f"{exp.steps_per_epoch} (batch size or dataset changed): the data order will not match")
-        log(f"resumed from step {first_step} ({checkpointer.directory})")
-    last_step = exp.last_step
-    log(f"{exp.model.attention_type}: {exp.num_examples(config.dataset.train_split)} training videos, "
-        f"{exp.steps_per_epoch} steps of {exp.global_batch} clips per epoch, steps {first_step} -> {last_step} of "
-        f"{exp.total_steps}, mesh {dict(exp.mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} "
-        f"device(s) in {jax.process_count()} process(es)")
-
-    train_step = make_train_step(exp.model, exp.optimizer, exp.schedule, exp.mesh, exp.shardings,
-                                 StepConfig(label_smoothing=config.label_smoothing, seed=config.seed,
-                                            accumulation_steps=config.optimizer.accumulation_steps))
-    eval_step = make_eval_step(exp.model, exp.mesh, exp.shardings)
-    writer = MetricWriter(workdir, resume_step=first_step, enabled=main)
-    progress = ProgressBar(last_step, exp.global_batch, first_step=first_step, enabled=main)
-    pending = _PendingMetrics()
-    meta = {"steps_per_epoch": exp.steps_per_epoch, "global_batch": exp.global_batch}
-    eval_metrics, stopped_by = None, None
-    started, step = time.perf_counter(), first_step
-
-    def log_train(step):
-        averaged = pending.drain()
-        if averaged is None:
-            return
-        writer.write(step, "train", averaged)
-        progress.update(step, loss=averaged["loss"], lr=averaged["learning_rate"])
-
-    def evaluate_and_plot(step):
-        progress.message(f"evaluating at step {step} ...")
-        metrics = run_evaluation(exp, state.params, eval_step, step, workdir / EVAL_DIR, progress.message)
-        writer.write(step, "eval", metrics)
-        if main:
-            plot_curves(read_history(workdir), workdir / CURVES_FILE,
-                        f"{exp.model.attention_type} ({config.dataset.name}/{config.dataset.config})")
-        progress.restart_clock()
-        return metrics
-
     try:
-        with stop_on_signals() as stop:
-            while step < last_step and not stopped_by:
-                epoch, in_epoch = divmod(step, exp.steps_per_epoch)
-                batches = train_dataset(
-                    exp.builder, config.dataset.train_split, exp.local_batch, exp.clip,
-                    seed=epoch_seed(config.seed, epoch), shuffle_buffer=config.shuffle_buffer, repeat=False,
-                    skip_batches=in_epoch,
-                ).take(min(exp.steps_per_epoch, last_step - epoch * exp.steps_per_epoch) - in_epoch)
-                for batch in batches.as_numpy_iterator():
-                    state, metrics = train_step(state, global_batch(batch, exp.mesh))
-                    step += 1
-                    pending.add(step, metrics)
-                    epoch_end = step % exp.steps_per_epoch == 0
-                    eval_due = step == last_step or (
-                        epoch_end and (step // exp.steps_per_epoch) % config.eval_every_epochs == 0)
-                    save_due = eval_due or step % config.checkpoint.every_steps == 0
-                    if stop.requested or (jax.process_count() > 1 and checkpointer.reached_preemption(step)):
-                        stopped_by = stop.signal_name or "preemption notice"
-                        save_due, eval_due = True, False
-                    if save_due or step % config.log_every_steps == 0:
-                        log_train(step)  # also checks finiteness before anything is saved
-                    if eval_due:
-                        eval_metrics = evaluate_and_plot(step)
-                    if save_due:
-                        checkpointer.save(step, state, meta, force=True,
-                                          metrics={BEST_METRIC: eval_metrics[BEST_METRIC]} if eval_due else None)
-                    if stopped_by:
-                        break
-    except NonFiniteLossError as e:
-        progress.close()
+        state, first_step = _restore_or_initialise(exp, checkpointer, workdir, log)
+    except BaseException:
         checkpointer.close()
-        writer.close()
-        kept = checkpointer.latest_step()
+        raise
+    log(f"{exp.model.attention_type}: {exp.num_examples(config.dataset.train_split)} training videos, "
+        f"{exp.steps_per_epoch} steps of {exp.global_batch} clips per epoch, steps {first_step} -> "
+        f"{exp.last_step} of {exp.total_steps}, mesh {dict(exp.mesh.shape)} over {jax.device_count()} "
+        f"{jax.devices()[0].platform} device(s) in {jax.process_count()} process(es)")
+    run = _TrainingRun(exp, workdir, checkpointer, first_step, log)
+    started, failure = time.perf_counter(), None
+    try:
+        state, step, stopped_by = run.train(state, first_step)
+    except NonFiniteLossError as e:
+        failure = e
+    finally:
+        run.close()
+    if failure is not None:
+        kept = run.latest_step
         raise NonFiniteLossError(
-            f"training stopped: {e}. Nothing was saved after it; the last good checkpoint is "
+            f"training stopped: {failure}. Nothing was saved after it; the last good checkpoint is "
             + (f"step {kept} in {checkpointer.directory}" if kept is not None else "none (no save had happened yet)")
             + ". Lower optimizer.base_learning_rate, set optimizer.clip_grad_norm, or check the data; rerunning "
             "resumes from that checkpoint.") from None
-    progress.close()
-    best_step = checkpointer.best_step()
-    checkpointer.close()
-    writer.close()
     seconds = time.perf_counter() - started
     summary = RunSummary(
         workdir=str(workdir), attention_type=exp.model.attention_type, first_step=first_step, last_step=step,
         total_steps=exp.total_steps, seconds=seconds,
         clips_per_second=(step - first_step) * exp.global_batch / max(seconds, 1e-9), stopped_by=stopped_by,
-        eval_metrics=eval_metrics, best_step=best_step,
+        eval_metrics=run.eval_metrics, best_step=run.best_step,
     )
-    if main:
+    if _is_main():
         (workdir / "summary.json").write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
     log(summary.text())
     return summary

@@ -1,5 +1,6 @@
 """Where metrics go: `workdir/metrics.jsonl` (the history the curves are drawn from, kept across resumes) and
-TensorBoard event files in `workdir/tensorboard`. Only process 0 writes.
+TensorBoard event files in `workdir/tensorboard` (`tf.summary.scalar`, from the `tensorboard` package). Only
+process 0 writes.
 
 Each JSONL line is {"step": int, "kind": "train" | "eval", <name>: float, ...}. On resume, lines past the
 restored step are dropped first, so a run that crashed after logging but before saving does not count twice.
@@ -31,13 +32,8 @@ class MetricWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         import tensorflow as tf  # already loaded by the input pipeline; the writer runs on the CPU
-        from tensorflow.core.framework import summary_pb2
 
         self._tf = tf
-        # tf.summary.scalar needs the tensorboard package; the generic write with the scalars plugin's metadata
-        # produces the same events without it (`pip install tensorboard` only to view them).
-        self._scalar_metadata = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
         self._summary = tf.summary.create_file_writer(str(Path(workdir) / TENSORBOARD_DIR))
 
     def write(self, step: int, kind: str, metrics: dict[str, float]) -> None:
@@ -48,8 +44,7 @@ class MetricWriter:
             f.write(json.dumps(record) + "\n")
         with self._summary.as_default(step=int(step)):
             for name, value in metrics.items():
-                self._tf.summary.write(f"{kind}/{name}", self._tf.constant(float(value), self._tf.float32),
-                                       metadata=self._scalar_metadata)
+                self._tf.summary.scalar(f"{kind}/{name}", float(value))
         self._summary.flush()
 
     def close(self) -> None:

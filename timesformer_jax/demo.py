@@ -54,7 +54,7 @@ def format_table(rows: Sequence[tuple[str, dict[str, float], float]]) -> str:
 
 def plot_comparison(histories: dict[str, list[dict]], path: str | Path) -> Path:
     """Eval video top-1 and train loss against step, one line per scheme."""
-    from timesformer_jax.train.plots import pyplot
+    from timesformer_jax.figures import pyplot, save_figure
 
     plt = pyplot()
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
@@ -69,10 +69,7 @@ def plot_comparison(histories: dict[str, list[dict]], path: str | Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run_demo(get_config: Callable[[str], object], schemes: Sequence[str], workdir: str | Path,

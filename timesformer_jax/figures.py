@@ -1,4 +1,5 @@
-"""PNG figures written to the workdir: training curves (from the metrics history) and the confusion matrix.
+"""PNG figures: training curves (from the metrics history) and the confusion matrix, and the two helpers every
+figure of the package uses (the benchmark's Figure 3, the demo's comparison).
 
 matplotlib runs with the non-interactive Agg backend, so plots work on headless machines.
 """
@@ -18,6 +19,14 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Write `fig` as a PNG to `path` and free it (pyplot keeps every open figure alive otherwise)."""
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
 
 
 def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> Path:
@@ -43,10 +52,7 @@ def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> P
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str | Path, title: str = "") -> Path:
@@ -69,7 +75,4 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str 
                                 color="white" if rates[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix (videos)")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
