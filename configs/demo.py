@@ -38,7 +38,9 @@ def get_config(arg: str = "divided_space_time"):
     # Small batches: on a CPU batch 8 costs no more per clip than batch 32 and gives four times the updates;
     # the time embedding starts at zero (as the official model's does), so frame order is learnt last.
     config.optimizer.update(name="adamw", base_learning_rate=1e-3, reference_batch_size=8, weight_decay=0.05,
-                            warmup_epochs=0.25, epochs=30, clip_grad_norm=1.0)
+                            epochs=30, clip_grad_norm=1.0)
+    config.optimizer.args = {}  # optax.adamw's own b1, b2, eps
+    config.schedule.update(name="warmup_cosine", warmup_epochs=0.25)
     config.batch_size = 8
     config.eval_batch_size = 40
     config.shuffle_buffer = 1000

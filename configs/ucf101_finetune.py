@@ -23,5 +23,5 @@ def get_config(attention_type: str = "divided_space_time"):
     config.dataset.eval_split = "test"
     config.optimizer.base_learning_rate = 0.001
     config.optimizer.epochs = 8
-    config.optimizer.decay_epochs = [5, 7]
+    config.schedule.decay_epochs = [5, 7]
     return config

@@ -91,7 +91,8 @@ def test_stop_and_resume_equals_straight_run(data_dir, tmp_path):
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     config = tiny_config(data_dir, max_steps=20)
     config.checkpoint.every_steps = 1
-    config.optimizer.update(warmup_epochs=0.0, base_learning_rate=1e30, clip_grad_norm=None)
+    config.optimizer.update(base_learning_rate=1e30, clip_grad_norm=None)
+    config.schedule.warmup_epochs = 0.0
     with pytest.raises(NonFiniteLossError) as raised:
         train_and_evaluate(config, tmp_path, log=lambda m: None)
     message = str(raised.value)

@@ -3,7 +3,8 @@
     config.model      TimeSformer fields (preset + attention_type, dtype, drop_path_rate, ...)
     config.dataset    name / config of a prepared TFDS dataset (tools/build_dataset.py), data_dir, splits
     config.clip       ClipConfig fields except num_frames / crop_size, which come from the model
-    config.optimizer  OptimizerConfig fields (the paper's SGD by default)
+    config.optimizer  OptimizerConfig fields: any optax optimizer by name, its args (the paper's SGD by default)
+    config.schedule   ScheduleConfig fields: step_decay (the paper's), warmup_cosine or constant
     config.mesh       sizes of the data / fsdp / tensor axes (-1: the remaining devices)
     config.checkpoint save interval and how many to keep
     top level         global batch sizes, label smoothing, seed, init checkpoint, eval / log intervals
@@ -21,7 +22,7 @@ import ml_collections
 
 from timesformer_jax.data.pipeline import ClipConfig
 from timesformer_jax.model.presets import PRESETS
-from timesformer_jax.train.optimizer import OptimizerConfig
+from timesformer_jax.train.optimizer import RECIPE_ARGS, OptimizerConfig, ScheduleConfig
 
 _CLIP_FROM_MODEL = ("num_frames", "crop_size")
 
@@ -55,8 +56,10 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.dataset.eval_split = "validation"
 
     config.clip = ml_collections.ConfigDict(_dataclass_defaults(ClipConfig, exclude=_CLIP_FROM_MODEL))
-    config.optimizer = ml_collections.ConfigDict(_dataclass_defaults(OptimizerConfig))
+    config.optimizer = ml_collections.ConfigDict(_dataclass_defaults(OptimizerConfig, exclude=("args",)))
+    config.optimizer.args = ml_collections.ConfigDict(RECIPE_ARGS["sgd"])  # optax.sgd(..., momentum=0.9)
     config.optimizer.clip_grad_norm = ml_collections.FieldReference(None, field_type=float)
+    config.schedule = ml_collections.ConfigDict(_dataclass_defaults(ScheduleConfig))
 
     config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
     config.checkpoint = ml_collections.ConfigDict(dict(every_steps=1000, keep=3))
@@ -85,7 +88,12 @@ def clip_config(config: ml_collections.ConfigDict) -> ClipConfig:
 
 
 def optimizer_config(config: ml_collections.ConfigDict) -> OptimizerConfig:
-    return OptimizerConfig(**_dataclass_fields(config.optimizer))
+    fields = _dataclass_fields(config.optimizer)
+    return OptimizerConfig(**{**fields, "args": config.optimizer.args.to_dict()})
+
+
+def schedule_config(config: ml_collections.ConfigDict) -> ScheduleConfig:
+    return ScheduleConfig(**_dataclass_fields(config.schedule))
 
 
 def model_fields(config: ml_collections.ConfigDict) -> dict:

@@ -16,7 +16,7 @@ from timesformer_jax.data.pipeline import ClipConfig
 from timesformer_jax.model import TimeSformer
 from timesformer_jax.model.presets import check_model_fields
 from timesformer_jax.parallel import create_mesh
-from timesformer_jax.train.config import clip_config, model_fields, optimizer_config
+from timesformer_jax.train.config import clip_config, model_fields, optimizer_config, schedule_config
 from timesformer_jax.train.optimizer import create_optimizer
 from timesformer_jax.train.state import TrainState, state_shardings
 
@@ -102,7 +102,7 @@ def build_experiment(config: ml_collections.ConfigDict) -> Experiment:
         raise ValueError(f"the {config.dataset.train_split!r} split has {num_train} videos, fewer than one "
                          f"optimizer step of {config.batch_size * optim.accumulation_steps} clips")
     optimizer, schedule = create_optimizer(optim, config.batch_size * optim.accumulation_steps,
-                                           steps_per_epoch // optim.accumulation_steps)
+                                           steps_per_epoch // optim.accumulation_steps, schedule_config(config))
     shardings, abstract = state_shardings(model, optimizer, mesh, init_video_shape(mesh, clip))
     return Experiment(
         config=config, model=model, mesh=mesh, builder=builder, class_names=class_names, clip=clip,
