@@ -1,7 +1,42 @@
-"""Test-wide set-up: an importable torchvision for timm and transformers next to the CPU torch wheel.
+"""Test-wide set-up and shared helpers.
 
-See `timesformer_jax.bench.reference.import_torchvision_without_c_ops` for why.
+* An importable torchvision for timm and transformers next to the CPU torch wheel (see
+  `timesformer_jax.bench.reference.import_torchvision_without_c_ops` for why).
+* `run_on_devices`: run a script in a fresh Python with N simulated CPU devices (the device count is fixed when
+  JAX's backend starts, so tests that need a mesh of 8 run in a subprocess).
+* The `slow` marker: `pytest -m "not slow"` skips the tests that train, build datasets or compile large models.
 """
+import os
+import subprocess
+import sys
+
+import pytest
+
 from timesformer_jax.bench.reference import import_torchvision_without_c_ops
 
 import_torchvision_without_c_ops()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains, builds datasets, runs subprocess meshes or large compiles "
+                                       "(deselect with -m 'not slow')")
+
+
+def simulated_devices_env(num_devices: int) -> dict:
+    """The environment of a subprocess whose JAX sees `num_devices` CPU devices."""
+    return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={num_devices}", JAX_PLATFORMS="cpu")
+
+
+@pytest.fixture
+def run_on_devices():
+    """`run_on_devices(script, *args, devices=8, expect="OK")`: run `script` with `devices` simulated CPU devices,
+    fail with its output unless it exits 0 and prints `expect`; returns its stdout."""
+
+    def run(script: str, *args, devices: int = 8, expect: str = "OK", timeout: int = 300) -> str:
+        result = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=simulated_devices_env(devices),
+                                capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert expect in result.stdout, result.stdout
+        return result.stdout
+
+    return run

@@ -59,6 +59,7 @@ def test_attention_groups_cover_every_token_once_per_stage():
             assert stage.groups * stage.length - cls_copies == t * h * w, (scheme, stage)
 
 
+@pytest.mark.slow
 def test_divided_memory_grows_slower_than_joint(mesh):
     """Compiled train-step peak memory at 2 and 8 frames of a 64 px clip (64 patches per frame)."""
     def peak(scheme, frames):
@@ -69,6 +70,7 @@ def test_divided_memory_grows_slower_than_joint(mesh):
     assert 0 < growth["divided_space_time"] < growth["joint_space_time"] / 2, growth
 
 
+@pytest.mark.slow
 def test_benchmark_writes_tables_plot_and_json(tmp_path, mesh):
     """One small grid and the `small` speed case, timed once, on our side only (the reference is covered by
     the speed comparison in docs/benchmarks.md)."""
@@ -111,6 +113,7 @@ def test_reference_model_has_our_configuration(scheme, mesh):
     assert torch.isfinite(train_step())
 
 
+@pytest.mark.slow
 def test_reference_runs_in_a_fresh_process():
     """What `tools/benchmark.py` does, outside pytest: conftest.py's torchvision work-around must not be what makes
     the reference importable (it once was, and the CLI failed on its first reference case)."""

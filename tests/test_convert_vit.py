@@ -13,6 +13,7 @@ import torch
 
 import timesformer_jax
 from timesformer_jax.convert.conversion import convert_checkpoint
+from timesformer_jax.model import SCHEMES
 from torch_reference import relative_error
 from vit_reference import (
     HEADS,

@@ -188,6 +188,7 @@ def test_ucf101_builder_split_configs(tmp_path):
         prepare("ucf101_local", "split3", tmp_path / "tfds", root)
 
 
+@pytest.mark.slow
 def test_synthetic_motion_builder(tmp_path):
     builder = tfds.builder("synthetic_motion/ci", data_dir=str(tmp_path))
     builder.download_and_prepare()

@@ -1,6 +1,5 @@
-"""Multi-view scoring against hand-worked cases and a brute-force reference; reports; progress and metric files."""
+"""Multi-view scoring against hand-worked cases, a brute-force reference and torch; the report files."""
 import csv
-import io
 import json
 
 import numpy as np
@@ -8,8 +7,6 @@ import pytest
 import torch
 
 from timesformer_jax.train.evaluation import EvalCounts, EvalResult, count_predictions, write_eval_reports
-from timesformer_jax.train.metric_writers import MetricWriter, read_history
-from timesformer_jax.train.progress import ProgressBar, format_duration
 
 
 def test_views_are_combined_per_video_before_scoring():
@@ -23,6 +20,19 @@ def test_views_are_combined_per_video_before_scoring():
     # Averaging probabilities instead: class 0 still wins (0.95 + 2 x 0.47 against 2 x 0.52 + 0.05).
     assert EvalResult(count_predictions(logits, np.zeros(3, int), np.zeros(3, int), 3, "softmax")).metrics()[
         "video_top1"] == 1.0
+
+
+def test_aggregation_modes_can_disagree():
+    # One view sure of class 0, two views leaning to class 1. Summed logits: 20 against 4, class 0.
+    # Averaged probabilities: 1.0 + 2 x 0.119 = 1.238 against 2 x 0.881 = 1.762, class 1.
+    logits = np.array([[20.0, 0.0], [0.0, 2.0], [0.0, 2.0]])
+    labels, index = np.zeros(3, int), np.zeros(3, int)
+    by_logits = count_predictions(logits, labels, index, 2, "logits")
+    by_softmax = count_predictions(logits, labels, index, 2, "softmax")
+    assert by_logits.confusion.tolist() == [[1, 0], [0, 0]]
+    assert by_softmax.confusion.tolist() == [[0, 1], [0, 0]]
+    with pytest.raises(ValueError, match="aggregation must be one of"):
+        count_predictions(logits, labels, index, 2, "mean")
 
 
 def test_counts_match_brute_force_and_torch():
@@ -77,50 +87,3 @@ def test_eval_reports(tmp_path):
     assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_progress_line_and_eta():
-    stream = io.StringIO()
-    bar = ProgressBar(total_steps=100, clips_per_step=8, stream=stream)
-    bar._last_time -= 2.0  # 10 steps of 8 clips in 2 s: 40 clips/s, 90 steps left: 18 s
-    bar.update(10, loss=2.5, lr=0.01)
-    line = stream.getvalue()
-    assert line.startswith("step 10/100 [") and "loss 2.5 lr 0.01" in line and line.endswith("\n")
-    assert "40.0 clips/s" in line.replace("39.9", "40.0") and "ETA 0:18" in line.replace("0:17", "0:18")
-    assert format_duration(3725) == "1:02:05"
-
-
-def test_metric_history_and_tensorboard_events(tmp_path):
-    import tensorflow as tf
-
-    writer = MetricWriter(tmp_path, resume_step=0)
-    for step in (1, 2, 3):
-        writer.write(step, "train", {"loss": 1.0 / step})
-    writer.close()
-    # A resume from step 2 forgets what was logged after it.
-    MetricWriter(tmp_path, resume_step=2).close()
-    assert [r["step"] for r in read_history(tmp_path)] == [1, 2]
-    events = sorted((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
-    scalars = [(e.step, v.tag, float(tf.make_ndarray(v.tensor)))
-               for path in events for e in tf.compat.v1.train.summary_iterator(str(path)) for v in e.summary.value]
-    assert scalars == [(1, "train/loss", 1.0), (2, "train/loss", 0.5), (3, "train/loss", pytest.approx(1 / 3))]
-    plugin = next(v.metadata.plugin_data.plugin_name for path in events
-                  for e in tf.compat.v1.train.summary_iterator(str(path)) for v in e.summary.value)
-    assert plugin == "scalars"
-
-
-def test_demo_group_accuracies_and_table():
-    from timesformer_jax.data.synthetic_motion import CLASSES
-    from timesformer_jax.demo import format_table, group_accuracies
-
-    index = {name: i for i, name in enumerate(CLASSES)}
-    confusion = np.zeros((10, 10), int)
-    for name in CLASSES:
-        confusion[index[name], index[name]] = 2  # two right per class
-    confusion[index["move_left"], index["move_right"]] = 2  # two left-movers taken for right-movers
-    confusion[index["still_ring"], index["move_up"]] = 1
-    accuracies = group_accuracies(list(CLASSES), confusion)
-    assert accuracies["top1"] == pytest.approx(20 / 23)
-    assert accuracies["reversal_pairs"] == pytest.approx(16 / 18)
-    assert accuracies["still"] == pytest.approx(4 / 5)
-    assert accuracies["pair_confusions"] == pytest.approx(2 / 18)
-    table = format_table([("divided_space_time", accuracies, 3.0)])
-    assert table.splitlines()[-1].split()[:2] == ["divided_space_time", "87.0"]

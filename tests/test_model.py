@@ -86,6 +86,7 @@ def test_bf16_compute_keeps_fp32_params():
     assert 0 < float(jnp.max(jnp.abs(out16 - out32))) < 0.05 * float(jnp.max(jnp.abs(out32)))
 
 
+@pytest.mark.slow
 def test_remat_is_the_same_function():
     variables, video = init(create_model("timesformer_tiny"))
     plain = create_model("timesformer_tiny").apply(variables, video)
@@ -95,6 +96,7 @@ def test_remat_is_the_same_function():
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
 
 
+@pytest.mark.slow
 def test_dropout_and_drop_path_only_in_training():
     model = create_model("timesformer_tiny", dropout_rate=0.1, attention_dropout_rate=0.1, drop_path_rate=0.5)
     variables, video = init(model)
@@ -127,6 +129,7 @@ def test_nearest_indices_match_torch(n_in, n_out):
     np.testing.assert_array_equal(expected, np.minimum(np.arange(n_out) * n_in // n_out, n_in - 1))
 
 
+@pytest.mark.slow
 def test_drop_path_drops_cls_and_patches_of_a_clip_together():
     # Joint attention has two residual branches; an example whose cls token is untouched by both must have
     # untouched patch tokens too, and the other way round.

@@ -1,12 +1,14 @@
 """Two processes on 127.0.0.1 (jax.distributed, 2 simulated CPU devices each) train like one process that sees
 the whole global batch on 4 devices."""
-import os
 import socket
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+import pytest
+
+from conftest import simulated_devices_env
 
 WORKER = textwrap.dedent(
     """
@@ -51,8 +53,7 @@ def free_port() -> int:
 
 
 def run_workers(num_processes: int, devices_per_process: int) -> list[list[float]]:
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}")
+    env = simulated_devices_env(devices_per_process)
     port = str(free_port())
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), str(num_processes), port], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -65,6 +66,7 @@ def run_workers(num_processes: int, devices_per_process: int) -> list[list[float
     return losses
 
 
+@pytest.mark.slow
 def test_two_processes_match_one():
     (single,) = run_workers(1, 4)
     host0, host1 = run_workers(2, 2)

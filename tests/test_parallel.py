@@ -1,8 +1,5 @@
 """Mesh construction and the logical-axis rules on simulated devices (subprocess: the device count is fixed
 when JAX's backend starts)."""
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -58,8 +55,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_rules_shard_parameters_and_keep_the_function():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("mesh OK") == 2, result.stdout
+@pytest.mark.slow
+def test_rules_shard_parameters_and_keep_the_function(run_on_devices):
+    assert run_on_devices(SCRIPT, expect="mesh OK").count("mesh OK") == 2

@@ -1,8 +1,7 @@
 """Sharded training steps compute what one device computes (8 simulated CPU devices, in a subprocess)."""
-import os
-import subprocess
-import sys
 import textwrap
+
+import pytest
 
 SCRIPT = textwrap.dedent(
     """
@@ -43,8 +42,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_data_tensor_mesh_matches_one_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "sharded step OK" in result.stdout, result.stdout
+@pytest.mark.slow
+def test_data_tensor_mesh_matches_one_device(run_on_devices):
+    run_on_devices(SCRIPT, expect="sharded step OK")

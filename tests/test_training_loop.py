@@ -62,6 +62,7 @@ def assert_trees_equal(a, b):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow
 def test_stop_and_resume_equals_straight_run(data_dir, tmp_path):
     # 30 training videos per host and batch 8: 3 steps per epoch, so the resume happens inside epoch 2.
     config = tiny_config(data_dir, max_steps=5)
@@ -88,6 +89,7 @@ def test_stop_and_resume_equals_straight_run(data_dir, tmp_path):
         assert (tmp_path / "split" / name).exists(), name
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     config = tiny_config(data_dir, max_steps=20)
     config.checkpoint.every_steps = 1
@@ -106,6 +108,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state.params))
 
 
+@pytest.mark.slow
 def test_init_from_converted_checkpoint_with_fresh_head(data_dir, tmp_path):
     import flax.linen as nn
 
@@ -150,6 +153,7 @@ def overrides(data_dir, **fields):
     return [f"--config.{k}={v}" for k, v in base.items()]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_then_rerun_resumes_on_a_sharded_mesh(data_dir, tmp_path):
     workdir = tmp_path / "run"
     # 8 simulated devices as (data=4, tensor=2): the loop's sharded path, in a subprocess of its own.
@@ -189,6 +193,7 @@ def test_sigterm_saves_then_rerun_resumes_on_a_sharded_mesh(data_dir, tmp_path):
     assert (workdir / f"eval_step{stopped_at + 2}" / "confusion_matrix.png").exists()
 
 
+@pytest.mark.slow
 def test_bad_config_gives_a_clear_error(data_dir, tmp_path):
     process = run_tool(["tools/train.py", "--config", "configs/demo.py:divided_space_time,ci", "--workdir",
                         str(tmp_path), *overrides(tmp_path / "nowhere")], {"JAX_PLATFORMS": "cpu"})
@@ -197,6 +202,7 @@ def test_bad_config_gives_a_clear_error(data_dir, tmp_path):
     assert "is not prepared" in output and "tools/build_dataset.py --dataset synthetic_motion --config ci" in output
 
 
+@pytest.mark.slow
 def test_demo_config_learns_on_ci_data(data_dir, tmp_path):
     """The demo's model and recipe (augmentation on) fit 40 CI training clips far above chance (10%) within a
     few seconds of training. This checks that the loop, data and recipe learn; generalising to unseen clips
