@@ -41,6 +41,7 @@ class ClipConfig:
     std: tuple[float, float, float] = (0.225, 0.225, 0.225)
     num_temporal_views: int = 1
     num_spatial_crops: int = 3
+    antialias: bool = False  # test resize: False is the official (torch bilinear, align_corners=False)
     dtype: str = "float32"  # or "bfloat16"
 
     def __post_init__(self):
@@ -138,6 +139,30 @@ def train_dataset(
     return _with_options(ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
 
+def test_view_indices(config: ClipConfig, length, fps):
+    """(num_temporal_views, num_frames) int32 frame indices of the test views of a video of `length` frames at
+    `fps`: dense clips at view / num_views of the span, or segment middles (evenly spread offsets for several
+    views). Shared by the eval pipeline and `inference` (files decoded with PyAV)."""
+    nt, t = config.num_temporal_views, config.num_frames
+    positions = tf.constant(temporal_view_positions(nt), tf.float64)
+    offsets = tf.constant(np.repeat(((np.arange(nt) + 0.5) / nt)[:, None], t, axis=1), tf.float64)
+    return tf.stack([_temporal_indices(config, length, fps, positions[v], None if nt == 1 else offsets[v])
+                     for v in range(nt)])
+
+
+def test_view_clips(frames, config: ClipConfig):
+    """The test views from the frames `test_view_indices` named, in its order (uint8 (nt * T, H, W, 3), any size)
+    -> (num_views, T, crop, crop, 3) normalised: shorter side resized to the crop size, then 1 (centre) or 3
+    crops along the longer side, view = temporal_view * num_spatial_crops + spatial_crop."""
+    nt, ns, t = config.num_temporal_views, config.num_spatial_crops, config.num_frames
+    frames = transforms.resize_short_side(frames, config.crop_size, config.antialias)
+    clips = []
+    for v in range(nt):
+        clip = frames[v * t : (v + 1) * t]
+        clips.extend(transforms.uniform_crop(clip, config.crop_size, s) for s in ([1] if ns == 1 else [0, 1, 2]))
+    return _finish(tf.stack(clips), config)
+
+
 def eval_num_batches(num_examples: int, process_count: int, num_views: int, batch_size: int) -> int:
     """Batches every host yields for a split of `num_examples` videos: enough for the largest host part, so all
     hosts run the same number of eval steps."""
@@ -157,27 +182,14 @@ def eval_dataset(
     """Every video of the host's split as `config.num_views` clips, in a fixed order, in batches padded to full
     size (`mask` 0). `num_batches` pads further to that many batches (see `eval_num_batches`)."""
     ds = _read(builder, host_split(split, process_index, process_count), shuffle=False, seed=0).enumerate()
-    nt, ns, t = config.num_temporal_views, config.num_spatial_crops, config.num_frames
-    positions = tf.constant(temporal_view_positions(nt), tf.float64)
-    # Segment sampling's test views: segment middles for one view, evenly spread offsets for several.
-    offsets = tf.constant(np.repeat(((np.arange(nt) + 0.5) / nt)[:, None], t, axis=1), tf.float64)
+    t = config.num_frames
 
     def make_views(index, example):
-        length = tf.shape(example["video"])[0]
-        per_view = [
-            _temporal_indices(config, length, example["fps"], positions[v], None if nt == 1 else offsets[v])
-            for v in range(nt)
-        ]
-        frames = _decode(example["video"], tf.concat(per_view, axis=0))  # decode each sampled frame once
-        frames = transforms.resize_short_side(frames, config.crop_size)
-        clips = []
-        for v in range(nt):
-            clip = frames[v * t : (v + 1) * t]
-            crops = [1] if ns == 1 else [0, 1, 2]
-            clips.extend(transforms.uniform_crop(clip, config.crop_size, s) for s in crops)
+        indices = test_view_indices(config, tf.shape(example["video"])[0], example["fps"])
+        frames = _decode(example["video"], tf.reshape(indices, [-1]))
         views = config.num_views
         return {
-            "video": _finish(tf.stack(clips), config),
+            "video": test_view_clips(frames, config),
             "label": tf.fill([views], tf.cast(example["label"], tf.int32)),
             "view": tf.range(views, dtype=tf.int32),
             "example_index": tf.fill([views], tf.cast(index, tf.int32)),

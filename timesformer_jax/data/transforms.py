@@ -52,11 +52,15 @@ def short_side_size(height, width, short_side):
     return tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
 
 
-def resize_short_side(frames, short_side):
-    """frames (T, H, W, 3) -> float32 (T, H', W', 3) with min(H', W') == short_side (bilinear, half-pixel)."""
+def resize_short_side(frames, short_side, antialias: bool = False):
+    """frames (T, H, W, 3) -> float32 (T, H', W', 3) with min(H', W') == short_side (bilinear, half-pixel).
+
+    Without antialiasing this is what the official test transform computes (`torch.nn.functional.interpolate(
+    mode="bilinear", align_corners=False)`); `antialias=True` widens the kernel on downscales (torch's
+    `antialias=True`), which at large downscales changes the pixels, and a model's logits, substantially."""
     shape = tf.shape(frames)
     size = short_side_size(shape[1], shape[2], short_side)
-    return tf.image.resize(tf.cast(frames, tf.float32), tf.stack(size), method="bilinear", antialias=False)
+    return tf.image.resize(tf.cast(frames, tf.float32), tf.stack(size), method="bilinear", antialias=antialias)
 
 
 def train_crop_geometry(height, width, seed, crop_size: int, min_scale: int, max_scale: int):

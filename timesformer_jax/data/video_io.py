@@ -1,8 +1,10 @@
 """Video files in and out with PyAV (its wheels bundle FFmpeg with H.264, VP9 and MPEG-4 codecs).
 
-Decoding is for dataset preparation: every frame at the source frame rate, resized so that the shorter side is
-at most `short_side` (FFmpeg's swscale does the resize while converting to RGB). Writing is for the generated
-dataset and the tests, with the codecs real dataset copies use.
+`decode_video` is for dataset preparation: every frame at the source frame rate, resized so that the shorter
+side is at most `short_side` (FFmpeg's swscale does the resize while converting to RGB). `probe_video` and
+`read_frames` are for inference: the frame count and rate from the container, then only the frames asked for,
+at full resolution, seeking to the keyframe before the first one and stopping after the last. Writing is for the
+generated dataset and the tests, with the codecs real dataset copies use.
 """
 from __future__ import annotations
 
@@ -62,6 +64,94 @@ def decode_video(path: str | Path, short_side: int | None = 320) -> DecodedVideo
     if not frames:
         raise VideoReadError(f"{path} holds no decodable frames")
     return DecodedVideo(np.stack(frames), fps)
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+
+
+def _open(path: Path):
+    if not path.is_file():
+        raise VideoReadError(f"no video file at {path}")
+    if path.stat().st_size == 0:
+        raise VideoReadError(f"{path} is empty (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as e:
+        raise VideoReadError(f"cannot open {path} as a video (truncated or not a video?): {e}") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoReadError(f"{path} has no video stream (truncated, or not a video?)")
+    return container
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Frame count, frame rate and size of the first video stream, without decoding. The count is the
+    container's when it records one (MP4), else the number of video packets (WebM, MKV)."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        count = stream.frames
+        try:
+            if not count:
+                count = sum(1 for packet in container.demux(stream) if packet.size)
+        except av.FFmpegError as e:
+            raise VideoReadError(f"cannot read the packets of {path} (truncated or corrupt?): {e}") from e
+        height, width = stream.codec_context.height, stream.codec_context.width
+    if count < 1:
+        raise VideoReadError(f"{path} holds no video frames")
+    return VideoInfo(int(count), float(rate) if rate else 0.0, int(height), int(width))
+
+
+def read_frames(path: str | Path, indices: Sequence[int], fps: float) -> dict[int, np.ndarray]:
+    """{index: (H, W, 3) uint8 RGB frame} for the distinct frame `indices` (0-based, in decode order) of a video
+    at `fps`, at full resolution. Seeks to the keyframe at or before the first index and stops after the last,
+    so the cost is that of the span between them. Frames missing from the result (a file shorter than its
+    header says) are the caller's to handle."""
+    path = Path(path)
+    wanted = {int(i) for i in indices}
+    if not wanted:
+        return {}
+    frames = _decode_span(path, wanted, fps, seek=min(wanted) > 0 and fps > 0)
+    if frames is None:  # no timestamps to place the first frame after a seek: decode from the start
+        frames = _decode_span(path, wanted, fps, seek=False)
+    return frames
+
+
+def _decode_span(path: Path, wanted: set[int], fps: float, seek: bool) -> dict[int, np.ndarray] | None:
+    first, last = min(wanted), max(wanted)
+    frames: dict[int, np.ndarray] = {}
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        base, start = stream.time_base, stream.start_time or 0
+        if seek:
+            # backward=True lands on the keyframe at or before the target; decoding resumes from there.
+            container.seek(start + int(first / fps / base), stream=stream, backward=True, any_frame=False)
+        index = None
+        try:
+            for frame in container.decode(stream):
+                if index is not None:
+                    index += 1
+                elif not seek:
+                    index = 0
+                elif frame.pts is None:
+                    return None
+                else:  # the first frame after a seek: its position from its timestamp (constant frame rate)
+                    index = round(float((frame.pts - start) * base) * fps)
+                if index > last:
+                    break
+                if index in wanted:
+                    frames[index] = frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as e:
+            if not frames:
+                raise VideoReadError(f"cannot decode {path} (truncated or corrupt?): {e}") from e
+    return frames
 
 
 def write_video(path: str | Path, frames: np.ndarray | Sequence[np.ndarray], fps: float = 25.0) -> None:
