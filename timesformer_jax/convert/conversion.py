@@ -56,6 +56,8 @@ def convert_checkpoint(
     )
     state, report = inflate_state(checkpoint.state, module, temporal_init=temporal_init, resample=resample, seed=seed)
     report.source = checkpoint.source
+    if checkpoint.class_names and "head.weight" in report.mapped and len(checkpoint.class_names) == module.num_classes:
+        report.class_names = list(checkpoint.class_names)
     return module, state_to_params(state, module), report
 
 

@@ -44,6 +44,7 @@ class ConversionReport:
     """What happened to every tensor: mapped as is, resampled, initialised fresh, or dropped (with reasons)."""
 
     source: str = ""  # the checkpoint format read, one of readers.SOURCES
+    class_names: list[str] | None = None  # the kept head's class names, when the checkpoint names them
     mapped: list[str] = dataclasses.field(default_factory=list)
     resampled: list[str] = dataclasses.field(default_factory=list)
     initialised: list[str] = dataclasses.field(default_factory=list)

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from timesformer_jax.convert.conversion import convert_checkpoint
 from timesformer_jax.convert.converted_checkpoint import is_converted_checkpoint, load_converted
+from timesformer_jax.convert.hub import hub_snapshot, looks_like_hub_id
 from timesformer_jax.model import MODEL_FIELDS, TimeSformer, apply_overrides
 from timesformer_jax.model.params import TreeMismatch, abstract_params, flat_shapes
 
@@ -29,6 +30,7 @@ class PretrainedTimeSformer:
     module: TimeSformer
     params: dict
     source: str = ""
+    class_names: tuple[str, ...] | None = None  # the head's class names, when the checkpoint names them
 
     @property
     def config(self) -> dict:
@@ -48,31 +50,40 @@ class PretrainedTimeSformer:
 
 
 def _load_converted(path: Path, overrides: dict) -> PretrainedTimeSformer:
-    stored, params, _ = load_converted(path)
+    stored, params, conversion = load_converted(path)
     fields = apply_overrides(stored, overrides)
     module = TimeSformer(**fields)
     TreeMismatch.compare(flat_shapes(params), flat_shapes(abstract_params(module))).raise_if_any(
         f"{path} does not fit TimeSformer({', '.join(f'{k}={v!r}' for k, v in overrides.items())}): overrides "
         "that change parameter shapes need a new conversion (tools/convert.py)",
     )
-    return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path))
+    names = conversion.get("report", {}).get("class_names")
+    if names is not None and len(names) != module.num_classes:
+        names = None
+    return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path),
+                                 class_names=tuple(names) if names else None)
 
 
-def load_pretrained(path: str | Path, **overrides) -> PretrainedTimeSformer:
+def load_pretrained(path: str | Path, revision: str | None = None, **overrides) -> PretrainedTimeSformer:
     """Load a checkpoint as a ready-to-run TimeSformer.
 
     `path`: a directory written by `tools/convert.py` (our orbax format), or any checkpoint it reads: an
     official TimeSformer `.pyth`, a Hugging Face Timesformer or ViT directory, a timm ViT state dict or a
-    Google ViT `.npz` (converted on the fly with the default options; see `convert_checkpoint`).
+    Google ViT `.npz` (converted on the fly with the default options; see `convert_checkpoint`); or a Hugging
+    Face Hub model id (`facebook/timesformer-base-finetuned-k400`, at `revision`), fetched into / read from the
+    Hub cache (`HF_HUB_CACHE`, `HF_HUB_OFFLINE`). A local path always wins over a Hub id.
     `overrides`: `TimeSformer` fields replacing the stored/inferred ones, e.g. `num_heads=3`,
     `dtype=jnp.bfloat16`, or for image checkpoints `num_frames=8, num_classes=400`.
     """
+    if looks_like_hub_id(path):
+        path = hub_snapshot(str(path), revision)
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}; expected {FORMATS}")
+        raise FileNotFoundError(f"no checkpoint at {path}; expected {FORMATS}, or a Hugging Face Hub id org/name")
     if is_converted_checkpoint(path):
         return _load_converted(path, overrides)
     module, params, report = convert_checkpoint(path, **overrides)
     if report.initialised or report.dropped or report.resampled:
         logger.info("converted %s on load:\n%s", path, report.summary())
-    return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path))
+    return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path),
+                                 class_names=tuple(report.class_names) if report.class_names else None)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from timesformer_jax.convert.readers.google_npz import read_google_npz
-from timesformer_jax.convert.readers.hf_files import load_safetensors, read_hf_config
+from timesformer_jax.convert.readers.hf_files import class_names_of, load_safetensors, read_hf_config
 from timesformer_jax.convert.readers.hf_timesformer import hf_key_to_official, read_hf_checkpoint
 from timesformer_jax.convert.readers.hf_vit import read_hf_vit_checkpoint
 from timesformer_jax.convert.readers.official import unwrap_official_checkpoint
@@ -34,6 +34,7 @@ class SourceCheckpoint:
     fields: `TimeSformer` fields that the file's own config gives (HF: head count, LayerNorm epsilon, ...).
     is_video: a TimeSformer (temporal parameters, an official `model_state` wrapper, an HF Timesformer, or
         declared `official`): frames, image size and classes default to its own; otherwise an image ViT.
+    class_names: the names of the head's classes when the file's config gives them (HF `id2label`).
     """
 
     state: dict[str, np.ndarray]
@@ -41,6 +42,7 @@ class SourceCheckpoint:
     is_video: bool
     source: str
     path: Path
+    class_names: list[str] | None = None
 
 
 def _has_video_tensors(state: dict) -> bool:
@@ -71,12 +73,14 @@ def read_source(path: str | Path, source: str | None = None) -> SourceCheckpoint
     if source is not None and source not in SOURCES:
         raise ValueError(f"unknown source format {source!r}; expected one of {SOURCES}")
     fields: dict = {}
+    class_names = None
     is_video = source == "official"
     if path.is_dir():
         if source not in (None, "hf"):
             raise ValueError(f"source {source!r} expects a file, but {path} is a directory (an 'hf' checkpoint?)")
         source = "hf"
         config = read_hf_config(path)
+        class_names = class_names_of(config)
         if config.get("model_type") == "vit":
             state, fields = read_hf_vit_checkpoint(path, config)
         elif config.get("model_type") == "timesformer":
@@ -96,4 +100,5 @@ def read_source(path: str | Path, source: str | None = None) -> SourceCheckpoint
         is_video = is_video or official_wrapper
     is_video = is_video or _has_video_tensors(state)
     source = source or ("official" if is_video else "timm")
-    return SourceCheckpoint(state=state, fields=fields, is_video=is_video, source=source, path=path)
+    return SourceCheckpoint(state=state, fields=fields, is_video=is_video, source=source, path=path,
+                            class_names=class_names)

@@ -3,6 +3,7 @@ sharded index, or `pytorch_model.bin`), read with NumPy only. Shared by the ViT 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,21 @@ def read_hf_config(path: Path) -> dict:
     """The `config.json` of a `save_pretrained` directory ({} when there is none)."""
     config = path / "config.json"
     return json.loads(config.read_text()) if path.is_dir() and config.is_file() else {}
+
+
+def class_names_of(config: dict) -> list[str] | None:
+    """The class names of a `config.json`'s `id2label`, in index order; None when it has none, or only the
+    placeholders `LABEL_0`, `LABEL_1`, ... that transformers writes for a model nobody named."""
+    id2label = config.get("id2label") or {}
+    try:
+        names = [id2label[key] for key in sorted(id2label, key=int)]
+    except (TypeError, ValueError):
+        return None
+    if not names or sorted(int(k) for k in id2label) != list(range(len(names))):
+        return None
+    if all(re.fullmatch(r"LABEL_\d+", str(name)) for name in names):
+        return None
+    return [str(name) for name in names]
 
 
 def require_exact_gelu(path: Path, config: dict) -> None:

@@ -1,0 +1,24 @@
+"""Inference on video files: the official test protocol, label names, top-k (`tools/predict.py`)."""
+from timesformer_jax.inference.classify import (
+    AGGREGATES,
+    Prediction,
+    aggregate_views,
+    classify,
+    read_views,
+    test_protocol,
+    top_k,
+)
+from timesformer_jax.inference.labels import read_label_file, resolve_labels, shipped_labels
+
+__all__ = [
+    "AGGREGATES",
+    "Prediction",
+    "aggregate_views",
+    "classify",
+    "read_label_file",
+    "read_views",
+    "resolve_labels",
+    "shipped_labels",
+    "test_protocol",
+    "top_k",
+]

@@ -1,0 +1,89 @@
+"""What `tools/predict.py` does, as one library call: load a checkpoint, find the videos, classify them with
+the test protocol, print a table per video and optionally write the JSON list."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from timesformer_jax.inference.classify import Prediction, classify, test_protocol
+from timesformer_jax.inference.labels import resolve_labels
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".3gp")
+
+
+def video_files(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files as given, and every video file (by suffix) below each folder, sorted. A path that does not exist
+    is kept, so that it is reported as an error in its place."""
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            paths.extend(sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES))
+        else:
+            paths.append(item)
+    return paths
+
+
+def format_prediction(prediction: Prediction, score_name: str = "score") -> str:
+    """A small table: the video, then one line per top-k label."""
+    if prediction.error is not None:
+        return f"{prediction.video}\n  error: {prediction.error}"
+    width = max(len(label) for _, label, _ in prediction.top_k)
+    lines = [prediction.video, f"  {'#':>3}  {'label':<{width}}  {score_name:>7}  index"]
+    for rank, (index, label, score) in enumerate(prediction.top_k, 1):
+        lines.append(f"  {rank:>3}  {label:<{width}}  {score:7.4f}  {index}")
+    return "\n".join(lines)
+
+
+def predict_files(checkpoint: str, inputs: Sequence[str | Path], *, num_heads: int | None = None,
+                  dtype: str = "auto", revision: str | None = None, labels_file: str | None = None, k: int = 5,
+                  aggregate: str = "logits", json_path: str | None = None, batch_size: int | None = None,
+                  log: Callable[[str], None] = print, **protocol) -> list[Prediction]:
+    """Classify every video of `inputs` (files or folders) with `checkpoint` (any `load_pretrained` input or a
+    Hub id). `protocol`: `ClipConfig` overrides (`sampling_rate`, `num_temporal_views`, `num_spatial_crops`,
+    `antialias`). dtype: "auto" is bfloat16 on GPU/TPU and float32 on CPU."""
+    import jax
+    import jax.numpy as jnp
+    from tqdm import tqdm
+
+    from timesformer_jax.convert.pretrained import load_pretrained
+
+    paths = video_files(inputs)
+    if not paths:
+        raise FileNotFoundError(f"no video files in {list(map(str, inputs))} (suffixes {', '.join(VIDEO_SUFFIXES)})")
+    if dtype == "auto":
+        dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
+    overrides = {"dtype": jnp.dtype(dtype)}
+    if num_heads is not None:
+        overrides["num_heads"] = num_heads
+    model = load_pretrained(checkpoint, revision=revision, **overrides)
+    config = test_protocol(model.module, **{k_: v for k_, v in protocol.items() if v is not None})
+    labels = resolve_labels(model.module.num_classes, model.class_names, labels_file, log)
+    log(f"{model.module.attention_type}, {model.module.num_classes} classes, {dtype} on "
+        f"{jax.default_backend()}: {config.num_temporal_views} x {config.num_spatial_crops} views of "
+        f"{config.num_frames} x {config.crop_size}^2 frames ({config.sampling} sampling"
+        + (f", rate {config.sampling_rate} at {config.target_fps:g} fps" if config.sampling == "dense" else "")
+        + (", antialiased resize" if config.antialias else "") + f"), {len(paths)} video(s)")
+    bar = tqdm(total=len(paths), unit="video", file=sys.stderr, disable=len(paths) < 2 or not sys.stderr.isatty())
+    score_name = "p(mean)" if aggregate == "logits" else "mean p"
+
+    def report(_, prediction):
+        bar.update(1)
+        if bar.disable:
+            log(format_prediction(prediction, score_name))
+        else:
+            bar.write(format_prediction(prediction, score_name))
+
+    try:
+        predictions = classify(model, paths, config, aggregate=aggregate, k=k, labels=labels,
+                               batch_size=batch_size, progress=report)
+    finally:
+        bar.close()
+    failed = sum(p.error is not None for p in predictions)
+    if failed:
+        log(f"{failed} of {len(predictions)} video(s) could not be classified (their errors are above)")
+    if json_path:
+        Path(json_path).write_text(json.dumps([p.to_json() for p in predictions], indent=1) + "\n")
+        log(f"wrote {json_path}")
+    return predictions
