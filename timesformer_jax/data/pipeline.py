@@ -139,7 +139,7 @@ def train_dataset(
     return _with_options(ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
 
-def test_view_indices(config: ClipConfig, length, fps):
+def eval_view_indices(config: ClipConfig, length, fps):
     """(num_temporal_views, num_frames) int32 frame indices of the test views of a video of `length` frames at
     `fps`: dense clips at view / num_views of the span, or segment middles (evenly spread offsets for several
     views). Shared by the eval pipeline and `inference` (files decoded with PyAV)."""
@@ -150,8 +150,8 @@ def test_view_indices(config: ClipConfig, length, fps):
                      for v in range(nt)])
 
 
-def test_view_clips(frames, config: ClipConfig):
-    """The test views from the frames `test_view_indices` named, in its order (uint8 (nt * T, H, W, 3), any size)
+def eval_view_clips(frames, config: ClipConfig):
+    """The test views from the frames `eval_view_indices` named, in its order (uint8 (nt * T, H, W, 3), any size)
     -> (num_views, T, crop, crop, 3) normalised: shorter side resized to the crop size, then 1 (centre) or 3
     crops along the longer side, view = temporal_view * num_spatial_crops + spatial_crop."""
     nt, ns, t = config.num_temporal_views, config.num_spatial_crops, config.num_frames
@@ -185,11 +185,11 @@ def eval_dataset(
     t = config.num_frames
 
     def make_views(index, example):
-        indices = test_view_indices(config, tf.shape(example["video"])[0], example["fps"])
+        indices = eval_view_indices(config, tf.shape(example["video"])[0], example["fps"])
         frames = _decode(example["video"], tf.reshape(indices, [-1]))
         views = config.num_views
         return {
-            "video": test_view_clips(frames, config),
+            "video": eval_view_clips(frames, config),
             "label": tf.fill([views], tf.cast(example["label"], tf.int32)),
             "view": tf.range(views, dtype=tf.int32),
             "example_index": tf.fill([views], tf.cast(index, tf.int32)),

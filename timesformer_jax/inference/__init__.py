@@ -5,7 +5,7 @@ from timesformer_jax.inference.classify import (
     aggregate_views,
     classify,
     read_views,
-    test_protocol,
+    protocol_for,
     top_k,
 )
 from timesformer_jax.inference.labels import read_label_file, resolve_labels, shipped_labels
@@ -19,6 +19,6 @@ __all__ = [
     "read_views",
     "resolve_labels",
     "shipped_labels",
-    "test_protocol",
+    "protocol_for",
     "top_k",
 ]

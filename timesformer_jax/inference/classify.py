@@ -1,10 +1,10 @@
 """Video files in, labelled top-k out, with the official test protocol.
 
 For each file: read the frame count and rate from the container, compute the test views' frame indices with
-the rules the eval pipeline uses (`data.pipeline.test_view_indices`: `num_temporal_views` dense clips at
+the rules the eval pipeline uses (`data.pipeline.eval_view_indices`: `num_temporal_views` dense clips at
 view / num_views of the span, the sampling rate defined at 30 fps and scaled to the file's rate), decode only
 those frames at full resolution (`data.video_io.read_frames` seeks), resize the shorter side to the crop size
-and take `num_spatial_crops` crops along the longer side (`test_view_clips`), normalise, and run every view
+and take `num_spatial_crops` crops along the longer side (`eval_view_clips`), normalise, and run every view
 through one jitted forward. Views' logits are averaged (`aggregate="logits"`, the score is the softmax of
 the mean) or their probabilities are (`"softmax"`).
 
@@ -46,7 +46,7 @@ class Prediction:
                 "top_k": [{"index": i, "label": label, "score": score} for i, label, score in self.top_k]}
 
 
-def test_protocol(module, **overrides):
+def protocol_for(module, **overrides):
     """The official test protocol for `module` (a `TimeSformer`): its frames and crop size, 8 x 32 dense
     sampling at 30 fps and 1 x 3 views (the official Kinetics-400 test), mean/std 0.45/0.225; `overrides` are
     `ClipConfig` fields (`sampling_rate`, `num_temporal_views`, `num_spatial_crops`, `antialias`, ...)."""
@@ -65,19 +65,19 @@ def read_views(path: str | Path, config) -> np.ndarray:
     file cannot be read."""
     import tensorflow as tf
 
-    from timesformer_jax.data.pipeline import test_view_clips, test_view_indices
+    from timesformer_jax.data.pipeline import eval_view_clips, eval_view_indices
 
     info = probe_video(path)
-    indices = test_view_indices(config, info.num_frames, info.fps).numpy().reshape(-1)
+    indices = eval_view_indices(config, info.num_frames, info.fps).numpy().reshape(-1)
     frames = read_frames(path, indices, info.fps)
     if any(int(i) not in frames for i in indices):
         # The header promised more frames than the file holds (cut short): count what decodes, as the
         # official loader does when it decodes the whole video, and sample again.
         decoded = decode_video(path, short_side=None)
-        indices = test_view_indices(config, len(decoded.frames), info.fps).numpy().reshape(-1)
+        indices = eval_view_indices(config, len(decoded.frames), info.fps).numpy().reshape(-1)
         frames = {int(i): decoded.frames[i] for i in set(indices.tolist())}
     stacked = np.stack([frames[int(i)] for i in indices])
-    return np.asarray(test_view_clips(tf.constant(stacked), config), np.float32)
+    return np.asarray(eval_view_clips(tf.constant(stacked), config), np.float32)
 
 
 def aggregate_views(view_logits: np.ndarray, aggregate: str = "logits") -> tuple[np.ndarray, np.ndarray]:
@@ -108,12 +108,12 @@ def classify(model, videos: str | Path | Iterable[str | Path], config=None, *, a
              progress: Callable[[int, Prediction], None] | None = None) -> list[Prediction]:
     """Classify video files with `model` (a `PretrainedTimeSformer`).
 
-    config: a `ClipConfig` (default `test_protocol(model.module)`). labels: names of the classes (default:
+    config: a `ClipConfig` (default `protocol_for(model.module)`). labels: names of the classes (default:
     the model's own, else their indices). batch_size: clips per forward (default: one video's views); the
     last batch is padded, so every call runs one compiled shape. `progress(i, prediction)` after each file.
     """
     paths = [videos] if isinstance(videos, (str, Path)) else list(videos)
-    config = config or test_protocol(model.module)
+    config = config or protocol_for(model.module)
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
     num_classes = model.module.num_classes

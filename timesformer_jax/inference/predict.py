@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from timesformer_jax.inference.classify import Prediction, classify, test_protocol
+from timesformer_jax.inference.classify import Prediction, classify, protocol_for
 from timesformer_jax.inference.labels import resolve_labels
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".3gp")
@@ -58,7 +58,7 @@ def predict_files(checkpoint: str, inputs: Sequence[str | Path], *, num_heads: i
     if num_heads is not None:
         overrides["num_heads"] = num_heads
     model = load_pretrained(checkpoint, revision=revision, **overrides)
-    config = test_protocol(model.module, **{k_: v for k_, v in protocol.items() if v is not None})
+    config = protocol_for(model.module, **{k_: v for k_, v in protocol.items() if v is not None})
     labels = resolve_labels(model.module.num_classes, model.class_names, labels_file, log)
     log(f"{model.module.attention_type}, {model.module.num_classes} classes, {dtype} on "
         f"{jax.default_backend()}: {config.num_temporal_views} x {config.num_spatial_crops} views of "
