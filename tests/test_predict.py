@@ -313,3 +313,38 @@ def test_local_path_wins_over_a_hub_id(tmp_path, hf_dir, monkeypatch):
     monkeypatch.setattr(pretrained, "hub_snapshot", lambda *a, **k: pytest.fail("a local path was sent to the Hub"))
     model = timesformer_jax.load_pretrained("someone/timesformer-tiny")
     assert model.module.num_classes == 5
+
+
+EXPORT_SCRIPT = """
+import sys
+import numpy as np
+from jax import export  # jax alone: this package is not imported
+assert "timesformer_jax" not in sys.modules
+model = export.deserialize(open(sys.argv[1], "rb").read())
+for batch in (1, 3):
+    clip = np.load(sys.argv[2])[:batch]
+    np.save(sys.argv[3] + f"_{batch}.npy", np.asarray(model.call(clip)))
+print("OK")
+"""
+
+
+def test_exported_model_reloads_in_a_fresh_process(tmp_path, hf_dir):
+    import os
+    import subprocess
+    import sys
+
+    spec = importlib.util.spec_from_file_location("export_cli", Path(__file__).parents[1] / "tools" / "export.py")
+    export_cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export_cli)
+    assert export_cli.main(["--checkpoint", str(hf_dir), "--output", str(tmp_path / "model.jax")]) == 0
+    description = json.loads((tmp_path / "model.jax.json").read_text())
+    assert description["input"]["shape"] == ["batch", 4, 32, 32, 3] and description["class_names"][0] == "action_0"
+    clip = np.random.default_rng(4).normal(size=(3, 4, 32, 32, 3)).astype(np.float32)
+    np.save(tmp_path / "clip.npy", clip)
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", EXPORT_SCRIPT, str(tmp_path / "model.jax"), str(tmp_path / "clip.npy"),
+                           str(tmp_path / "out")], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "OK" in done.stdout, done.stderr[-3000:]
+    live = np.asarray(timesformer_jax.load_pretrained(hf_dir)(clip))
+    for batch in (1, 3):
+        np.testing.assert_allclose(np.load(tmp_path / f"out_{batch}.npy"), live[:batch], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,54 @@
+"""A portable exported model: the inference function and its weights as serialized StableHLO (`jax.export`).
+
+    FILE        `jax.export.Exported.serialize()`: video (B, T, H, W, 3) float32, normalised -> logits (B, C)
+                float32, B symbolic (any batch size); runs with `jax` alone, without this package
+    FILE.json   what a caller needs around it: the input shape, the test protocol (frames, sampling rate,
+                crop, views, mean/std), class names, the source checkpoint
+
+Reload anywhere with:
+
+    from jax import export
+    model = export.deserialize(open(FILE, "rb").read())
+    logits = model.call(video)          # video: (B, T, H, W, 3) float32
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+from jax import export
+
+
+def export_model(model, output: str | Path, protocol=None) -> tuple[Path, Path]:
+    """Write `model` (a `PretrainedTimeSformer`) to `output` and its description to `output`.json. The batch
+    dimension is symbolic; frames and size are the model's configured ones."""
+    from timesformer_jax.inference.classify import protocol_for
+
+    output = Path(output)
+    protocol = protocol or protocol_for(model.module)
+    params = model.params
+    forward = jax.jit(lambda video: model.module.apply({"params": params}, video))
+    (batch,) = export.symbolic_shape("batch")
+    clip = model.module.clip_shape()[1:]
+    exported = export.export(forward)(jax.ShapeDtypeStruct((batch,) + clip, jnp.float32))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.with_name(output.name + ".partial")
+    staging.write_bytes(exported.serialize())
+    staging.replace(output)
+    description = {
+        "format": "jax.export serialized StableHLO (jax.export.deserialize(bytes).call(video))",
+        "jax_version": jax.__version__,
+        "input": {"shape": ["batch", *clip], "dtype": "float32", "layout": "(B, T, H, W, C), channels last",
+                  "normalisation": "(pixels / 255 - mean) / std"},
+        "output": {"shape": ["batch", model.module.num_classes], "dtype": "float32", "meaning": "logits"},
+        "protocol": {k: v for k, v in dataclasses.asdict(protocol).items() if k not in ("train_scale", "flip")},
+        "class_names": list(model.class_names) if model.class_names else None,
+        "model": {k: (str(v) if k in ("dtype", "param_dtype") else v) for k, v in model.config.items()},
+        "source": model.source,
+    }
+    sidecar = output.with_name(output.name + ".json")
+    sidecar.write_text(json.dumps(description, indent=1, default=str) + "\n")
+    return output, sidecar
