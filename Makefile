@@ -11,8 +11,15 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Reinstall when the package metadata changes.
-$(STAMP): $(PY) setup.cfg pyproject.toml
+# jax2onnx (ONNX export) pins an older orbax-checkpoint in its metadata but runs beside ours: its own
+# dependencies without the pin.
+ONNX_DEPS := onnx onnx-ir onnxruntime
+ONNX_NODEPS := jax2onnx==0.17.1 dm-pix equinox jaxtyping wadler-lindig chex
+
+$(STAMP): $(PY) setup.cfg pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet $(ONNX_DEPS)
+	$(PY) -m pip install --quiet --no-deps $(ONNX_NODEPS)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -348,3 +348,17 @@ def test_exported_model_reloads_in_a_fresh_process(tmp_path, hf_dir):
     live = np.asarray(timesformer_jax.load_pretrained(hf_dir)(clip))
     for batch in (1, 3):
         np.testing.assert_allclose(np.load(tmp_path / f"out_{batch}.npy"), live[:batch], rtol=1e-5, atol=1e-6)
+
+
+def test_onnx_export_matches_in_onnxruntime(tmp_path, hf_dir):
+    pytest.importorskip("jax2onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from timesformer_jax.inference.export import export_onnx
+
+    model = timesformer_jax.load_pretrained(hf_dir)
+    path = export_onnx(model, tmp_path / "model.onnx")
+    session = onnxruntime.InferenceSession(str(path))
+    for batch in (1, 3):
+        clip = np.random.default_rng(batch).normal(size=(batch, 4, 32, 32, 3)).astype(np.float32)
+        (out,) = session.run(None, {session.get_inputs()[0].name: clip})
+        np.testing.assert_allclose(out, np.asarray(model(clip)), rtol=1e-5, atol=1e-5)

@@ -52,3 +52,25 @@ def export_model(model, output: str | Path, protocol=None) -> tuple[Path, Path]:
     sidecar = output.with_name(output.name + ".json")
     sidecar.write_text(json.dumps(description, indent=1, default=str) + "\n")
     return output, sidecar
+
+
+def export_onnx(model, output: str | Path) -> Path:
+    """Write `model` as an ONNX graph (jax2onnx), batch size symbolic, weights inside; runs in onnxruntime.
+
+    jax2onnx is optional: `pip install onnx onnx-ir onnxruntime` and then
+    `pip install --no-deps jax2onnx dm-pix equinox jaxtyping wadler-lindig chex` (its metadata pins an older
+    orbax-checkpoint than ours; with --no-deps it runs beside ours, as `make install` sets it up)."""
+    try:
+        from jax2onnx import to_onnx
+    except ImportError as e:
+        raise ImportError("ONNX export needs jax2onnx: pip install onnx onnx-ir onnxruntime && pip install "
+                          "--no-deps jax2onnx dm-pix equinox jaxtyping wadler-lindig chex") from e
+    output = Path(output)
+    params = model.params
+    graph = to_onnx(lambda video: model.module.apply({"params": params}, video),
+                    [("batch",) + tuple(model.module.clip_shape()[1:])])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.with_name(output.name + ".partial")
+    staging.write_bytes(graph.SerializeToString())
+    staging.replace(output)
+    return output
