@@ -13,7 +13,7 @@ $(PY):
 # Reinstall when the package metadata changes.
 # jax2onnx (ONNX export) pins an older orbax-checkpoint in its metadata but runs beside ours: its own
 # dependencies without the pin.
-ONNX_DEPS := onnx onnx-ir onnxruntime
+ONNX_DEPS := onnx onnx-ir onnxruntime toolz
 ONNX_NODEPS := jax2onnx==0.17.1 dm-pix equinox jaxtyping wadler-lindig chex
 
 $(STAMP): $(PY) setup.cfg pyproject.toml Makefile

@@ -362,3 +362,15 @@ def test_onnx_export_matches_in_onnxruntime(tmp_path, hf_dir):
         clip = np.random.default_rng(batch).normal(size=(batch, 4, 32, 32, 3)).astype(np.float32)
         (out,) = session.run(None, {session.get_inputs()[0].name: clip})
         np.testing.assert_allclose(out, np.asarray(model(clip)), rtol=1e-5, atol=1e-5)
+
+
+def test_converted_checkpoint_keeps_class_names(tmp_path, hf_dir):
+    from timesformer_jax.convert.conversion import convert_to_directory
+
+    convert_to_directory(hf_dir, tmp_path / "kept")
+    assert timesformer_jax.load_pretrained(tmp_path / "kept").class_names == tuple(f"action_{i}" for i in range(5))
+    convert_to_directory(hf_dir, tmp_path / "named", class_names=list("vwxyz"))
+    assert timesformer_jax.load_pretrained(tmp_path / "named").class_names == tuple("vwxyz")
+    # A new head (another class count) has no names.
+    convert_to_directory(hf_dir, tmp_path / "new_head", num_classes=3)
+    assert timesformer_jax.load_pretrained(tmp_path / "new_head").class_names is None

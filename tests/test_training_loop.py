@@ -83,6 +83,14 @@ def test_stop_and_resume_equals_straight_run(data_dir, tmp_path):
     assert int(state_split.step) == 5
     assert_trees_equal(state_straight, state_split)  # params and optimizer state, bit for bit
 
+    # The workdir loads as a model: the latest checkpoint's parameters and the dataset's class names.
+    from timesformer_jax import load_pretrained
+    from timesformer_jax.data.synthetic_motion import CLASSES
+
+    trained = load_pretrained(tmp_path / "straight")
+    assert trained.class_names == tuple(CLASSES)
+    assert_trees_equal(jax.device_get(state_straight.params), jax.device_get(trained.params))
+
     history = [json.loads(line) for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in history if r["kind"] == "train"] == [1, 2, 3, 4, 5]
     for name in ("curves.png", "eval/confusion_matrix.png", "eval/confusion_matrix.csv", "summary.json"):

@@ -18,6 +18,7 @@ from timesformer_jax.convert.conversion import convert_to_directory
 from timesformer_jax.convert.inflate import TEMPORAL_INITS
 from timesformer_jax.convert.resample import METHODS
 from timesformer_jax.convert.readers import SOURCES
+from timesformer_jax.inference.labels import read_label_file
 from timesformer_jax.model import ATTENTION_TYPES, PRESETS
 
 
@@ -39,6 +40,8 @@ def parse_args(argv):
     parser.add_argument("--resample", default="bilinear", choices=METHODS,
                         help="interpolation for position/time embeddings of another grid or frame count")
     parser.add_argument("--seed", type=int, default=0, help="seed for freshly initialised tensors (e.g. the head)")
+    parser.add_argument("--labels", metavar="FILE", help="class names to store, one per line in class order "
+                                                         "(default: the checkpoint's own, e.g. HF id2label)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     return parser.parse_args(argv)
 
@@ -62,6 +65,7 @@ def main(argv=None) -> int:
         print(f"[{time.perf_counter() - started:6.1f}s] {message}", flush=True)
 
     try:
+        class_names = read_label_file(args.labels) if args.labels else None
         output, report = convert_to_directory(
             args.input,
             args.output,
@@ -72,6 +76,7 @@ def main(argv=None) -> int:
             temporal_init=args.temporal_init,
             resample=args.resample,
             seed=args.seed,
+            class_names=class_names,
             **overrides,
         )
     except (ValueError, FileNotFoundError, FileExistsError) as e:

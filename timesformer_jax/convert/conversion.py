@@ -68,16 +68,22 @@ def convert_to_directory(
     *,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
+    class_names: list[str] | None = None,
     **options,
 ) -> tuple[Path, ConversionReport]:
     """`convert_checkpoint(path, source, **options)`, then write the result to `output` (our orbax format, see
-    `converted_checkpoint.py`). Nothing is written unless every step succeeds."""
+    `converted_checkpoint.py`). `class_names` (one per class of the model) are stored with it, in place of
+    any the checkpoint has. Nothing is written unless every step succeeds."""
     log = log or (lambda message: None)
     output = Path(output)
     if output.exists() and not overwrite:  # fail before the (possibly long) conversion
         raise FileExistsError(f"{output} already exists; pass --overwrite to replace it")
     started = time.perf_counter()
     module, params, report = convert_checkpoint(path, source, log=log, **options)
+    if class_names is not None:
+        if len(class_names) != module.num_classes:
+            raise ValueError(f"{len(class_names)} class names for a model with {module.num_classes} classes")
+        report.class_names = list(class_names)
     log(f"converted in {time.perf_counter() - started:.1f} s; writing {output}")
     metadata = {
         "input": str(Path(path).absolute()),

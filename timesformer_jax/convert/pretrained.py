@@ -67,7 +67,8 @@ def _load_converted(path: Path, overrides: dict) -> PretrainedTimeSformer:
 def load_pretrained(path: str | Path, revision: str | None = None, **overrides) -> PretrainedTimeSformer:
     """Load a checkpoint as a ready-to-run TimeSformer.
 
-    `path`: a directory written by `tools/convert.py` (our orbax format), or any checkpoint it reads: an
+    `path`: a directory written by `tools/convert.py` (our orbax format), a `tools/train.py` workdir (its latest
+    checkpoint, with the dataset's class names), or any checkpoint `tools/convert.py` reads: an
     official TimeSformer `.pyth`, a Hugging Face Timesformer or ViT directory, a timm ViT state dict or a
     Google ViT `.npz` (converted on the fly with the default options; see `convert_checkpoint`); or a Hugging
     Face Hub model id (`facebook/timesformer-base-finetuned-k400`, at `revision`), fetched into / read from the
@@ -82,6 +83,15 @@ def load_pretrained(path: str | Path, revision: str | None = None, **overrides) 
         raise FileNotFoundError(f"no checkpoint at {path}; expected {FORMATS}, or a Hugging Face Hub id org/name")
     if is_converted_checkpoint(path):
         return _load_converted(path, overrides)
+    from timesformer_jax.train.workdir import is_training_workdir, read_training_checkpoint
+
+    if is_training_workdir(path):
+        fields, params, names = read_training_checkpoint(path)
+        module = TimeSformer(**apply_overrides(fields, overrides))
+        TreeMismatch.compare(flat_shapes(params), flat_shapes(abstract_params(module))).raise_if_any(
+            f"{path} does not fit TimeSformer({overrides}): overrides that change parameter shapes do not apply")
+        return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path),
+                                     class_names=tuple(names) if names and len(names) == module.num_classes else None)
     module, params, report = convert_checkpoint(path, **overrides)
     if report.initialised or report.dropped or report.resampled:
         logger.info("converted %s on load:\n%s", path, report.summary())

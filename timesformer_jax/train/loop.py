@@ -184,7 +184,8 @@ class _TrainingRun:
         self.writer = MetricWriter(workdir, resume_step=first_step, enabled=_is_main())
         self.progress = ProgressBar(exp.last_step, exp.global_batch, first_step=first_step, enabled=_is_main())
         self.pending = _PendingMetrics()
-        self.meta = {"steps_per_epoch": exp.steps_per_epoch, "global_batch": exp.global_batch}
+        self.meta = {"steps_per_epoch": exp.steps_per_epoch, "global_batch": exp.global_batch,
+                     "class_names": exp.class_names}
         self.eval_metrics: dict | None = None
         self.latest_step: int | None = None  # known after `close`
         self.best_step: int | None = None

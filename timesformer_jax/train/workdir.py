@@ -1,0 +1,54 @@
+"""A training workdir as a model: its config, the parameters of one checkpoint, the dataset's class names.
+
+`load_pretrained(WORKDIR)` uses this, so a model trained with `tools/train.py` predicts, exports and converts
+like any other checkpoint. Only the parameters are kept; the optimizer state is restored (orbax needs the whole
+tree) on one device and dropped.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+CONFIG_FILE = "config.json"
+
+
+def is_training_workdir(path: Path) -> bool:
+    return path.is_dir() and (path / CONFIG_FILE).is_file() and (path / "checkpoints").is_dir()
+
+
+def read_training_checkpoint(workdir: str | Path, step: int | str | None = None) -> tuple[dict, dict, list | None]:
+    """(model fields, host params, class names or None) of checkpoint `step` of `workdir` (None: the latest;
+    "best": the best by video top-1)."""
+    from timesformer_jax.model import TimeSformer
+    from timesformer_jax.parallel import create_mesh
+    from timesformer_jax.train.checkpointing import Checkpointer
+    from timesformer_jax.train.config import model_fields, optimizer_config, schedule_config
+    from timesformer_jax.train.experiment import checkpoint_dir
+    from timesformer_jax.train.optimizer import create_optimizer
+    from timesformer_jax.train.state import state_shardings
+
+    workdir = Path(workdir)
+    config = ml_collections.ConfigDict(json.loads((workdir / CONFIG_FILE).read_text()))
+    fields = model_fields(config)
+    model = TimeSformer(**fields)
+    optimizer, _ = create_optimizer(optimizer_config(config), config.batch_size, 1, schedule_config(config))
+    mesh = create_mesh({"data": 1}, devices=jax.devices()[:1])
+    shardings, abstract = state_shardings(model, optimizer, mesh, model.clip_shape())
+    checkpointer = Checkpointer(checkpoint_dir(workdir))
+    try:
+        if step == "best":
+            step = checkpointer.best_step()
+            if step is None:
+                raise FileNotFoundError(f"no checkpoint in {checkpointer.directory} carries evaluation metrics")
+        restored = checkpointer.restore(abstract, shardings, step=None if step is None else int(step))
+    finally:
+        checkpointer.close()
+    if restored is None:
+        raise FileNotFoundError(f"{workdir} has no checkpoint yet (tools/train.py writes them)")
+    state, meta = restored
+    params = jax.tree.map(np.asarray, jax.device_get(state.params))
+    return fields, params, meta.get("class_names")
