@@ -30,6 +30,7 @@ def mesh():
     return create_mesh({"data": 1}, devices=jax.devices()[:1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ATTENTION_TYPES)
 def test_analytic_flops_agree_with_xla(scheme, mesh):
     fields = dict(SMALL, attention_type=scheme)

@@ -276,6 +276,7 @@ except FileNotFoundError as e:
 """
 
 
+@pytest.mark.slow
 def test_hub_id_loads_from_an_offline_cache(tmp_path, hf_dir):
     import os
     import subprocess
@@ -328,6 +329,7 @@ print("OK")
 """
 
 
+@pytest.mark.slow
 def test_exported_model_reloads_in_a_fresh_process(tmp_path, hf_dir):
     import os
     import subprocess
@@ -350,6 +352,7 @@ def test_exported_model_reloads_in_a_fresh_process(tmp_path, hf_dir):
         np.testing.assert_allclose(np.load(tmp_path / f"out_{batch}.npy"), live[:batch], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_in_onnxruntime(tmp_path, hf_dir):
     pytest.importorskip("jax2onnx")
     onnxruntime = pytest.importorskip("onnxruntime")
