@@ -377,3 +377,17 @@ def test_converted_checkpoint_keeps_class_names(tmp_path, hf_dir):
     # A new head (another class count) has no names.
     convert_to_directory(hf_dir, tmp_path / "new_head", num_classes=3)
     assert timesformer_jax.load_pretrained(tmp_path / "new_head").class_names is None
+
+
+def test_batches_across_videos_give_the_same_results(coded_videos, hf_dir):
+    model = timesformer_jax.load_pretrained(hf_dir)
+    paths = [path for path, _ in coded_videos] + [coded_videos[0][0].with_name("missing.mp4")]
+    seen = []
+    one_by_one = classify(model, paths)
+    batched = classify(model, paths, batch_size=8, progress=lambda i, p: seen.append((i, p.video)))
+    assert seen == [(i + 1, str(p)) for i, p in enumerate(paths)]
+    for a, b in zip(one_by_one, batched):
+        assert (a.video, a.error is None) == (b.video, b.error is None)
+        if a.error is None:
+            np.testing.assert_allclose(b.view_logits, a.view_logits, rtol=1e-5, atol=1e-6)
+            assert [i for i, _, _ in a.top_k] == [i for i, _, _ in b.top_k]

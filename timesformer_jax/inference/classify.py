@@ -109,8 +109,9 @@ def classify(model, videos: str | Path | Iterable[str | Path], config=None, *, a
     """Classify video files with `model` (a `PretrainedTimeSformer`).
 
     config: a `ClipConfig` (default `protocol_for(model.module)`). labels: names of the classes (default:
-    the model's own, else their indices). batch_size: clips per forward (default: one video's views); the
-    last batch is padded, so every call runs one compiled shape. `progress(i, prediction)` after each file.
+    the model's own, else their indices). batch_size: clips per forward (default: one video's views); views of
+    several videos share a batch when it is larger, and the last batch is padded, so every call runs one
+    compiled shape. `progress(i, prediction)` after each file, in order, once its result is known.
     """
     paths = [videos] if isinstance(videos, (str, Path)) else list(videos)
     config = config or protocol_for(model.module)
@@ -121,23 +122,44 @@ def classify(model, videos: str | Path | Iterable[str | Path], config=None, *, a
         raise ValueError("the model has no classifier head (num_classes=0): nothing to classify")
     labels = list(labels or model.class_names or [str(i) for i in range(num_classes)])
     batch_size = batch_size or config.num_views
-    predictions = []
-    for i, path in enumerate(paths):
+    predictions: list[Prediction] = []
+    pending: list[tuple[Prediction, np.ndarray]] = []  # decoded, waiting for a full batch of clips
+
+    def finish(prediction: Prediction, view_logits: np.ndarray, seconds: float) -> None:
+        prediction.view_logits, prediction.model_seconds = view_logits, seconds
+        prediction.logits, prediction.scores = aggregate_views(view_logits, aggregate)
+        prediction.top_k = top_k(prediction.scores, labels, k)
+
+    def flush() -> None:
+        # Every pending video's views through the model in batches of exactly `batch_size` clips.
+        if not pending:
+            return
+        started = time.perf_counter()
+        logits = _forward_in_batches(model, np.concatenate([views for _, views in pending]), batch_size)
+        seconds = (time.perf_counter() - started) / len(pending)
+        offset = 0
+        for prediction, views in pending:
+            finish(prediction, logits[offset : offset + len(views)], seconds)
+            offset += len(views)
+        pending.clear()
+
+    done = 0
+    for position, path in enumerate(paths):
         prediction = Prediction(video=str(path))
+        predictions.append(prediction)
         try:
             started = time.perf_counter()
             views = read_views(path, config)
             prediction.decode_seconds = time.perf_counter() - started
-            started = time.perf_counter()
-            prediction.view_logits = _forward_in_batches(model, views, batch_size)
-            prediction.model_seconds = time.perf_counter() - started
-            prediction.logits, prediction.scores = aggregate_views(prediction.view_logits, aggregate)
-            prediction.top_k = top_k(prediction.scores, labels, k)
+            pending.append((prediction, views))
         except (VideoReadError, OSError) as e:
             prediction.error = str(e) or type(e).__name__
-        predictions.append(prediction)
-        if progress is not None:
-            progress(i + 1, prediction)
+        if sum(len(v) for _, v in pending) >= batch_size or position == len(paths) - 1:
+            flush()
+            for finished in predictions[done:]:
+                if progress is not None:
+                    progress(done + 1, finished)
+                done += 1
     return predictions
 
 
