@@ -211,6 +211,21 @@ def test_shipped_lists_have_their_datasets_sizes():
     assert shipped_labels("something_something_v2")[0] == "Approaching something with your camera"
 
 
+def write_audio_only(path):
+    """An MP4 with one AAC stream and no video."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
 def test_bad_files_next_to_good_ones(tmp_path, coded_videos, hf_dir):
     good = coded_videos[0][0]
     folder = tmp_path / "mixed"
@@ -219,6 +234,7 @@ def test_bad_files_next_to_good_ones(tmp_path, coded_videos, hf_dir):
     (folder / "b_empty.mp4").write_bytes(b"")
     (folder / "c_garbage.webm").write_bytes(b"not a video at all" * 100)
     (folder / "d_truncated.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    write_audio_only(folder / "e_audio_only.mp4")
     (folder / "notes.txt").write_text("not a video suffix: not picked up")
     json_path = tmp_path / "out.json"
     main = predict_cli().main
@@ -226,7 +242,8 @@ def test_bad_files_next_to_good_ones(tmp_path, coded_videos, hf_dir):
     assert main(["--checkpoint", str(hf_dir), "--json", str(json_path), "--top-k", "2", str(folder),
                  str(tmp_path / "missing.mp4")]) == 0
     records = {r["video"].rsplit("/", 1)[-1]: r for r in json.loads(json_path.read_text())}
-    assert sorted(records) == ["a_good.mp4", "b_empty.mp4", "c_garbage.webm", "d_truncated.mp4", "missing.mp4"]
+    assert sorted(records) == ["a_good.mp4", "b_empty.mp4", "c_garbage.webm", "d_truncated.mp4",
+                               "e_audio_only.mp4", "missing.mp4"]
     good_record = records["a_good.mp4"]
     assert len(good_record["logits"]) == 5 and len(good_record["top_k"]) == 2
     assert good_record["top_k"][0]["label"].startswith("action_")
@@ -234,6 +251,7 @@ def test_bad_files_next_to_good_ones(tmp_path, coded_videos, hf_dir):
     assert "cannot" in records["c_garbage.webm"]["error"]
     assert "error" in records["d_truncated.mp4"]
     assert "no video file" in records["missing.mp4"]["error"]
+    assert "no video stream" in records["e_audio_only.mp4"]["error"]
     assert main(["--checkpoint", str(hf_dir), str(folder / "b_empty.mp4")]) == 1  # nothing classified
 
 
