@@ -49,19 +49,17 @@ class PretrainedTimeSformer:
         return self._forward(self.params, video)
 
 
-def _load_converted(path: Path, overrides: dict) -> PretrainedTimeSformer:
-    stored, params, conversion = load_converted(path)
-    fields = apply_overrides(stored, overrides)
-    module = TimeSformer(**fields)
+def _stored_model(path: Path, fields: dict, params, class_names, overrides: dict, remedy: str) -> PretrainedTimeSformer:
+    """A model whose parameters were stored for `fields` (a converted directory, a training workdir), with
+    `overrides` applied: they may change run-time knobs, not parameter shapes (`remedy` says what to do instead).
+    `class_names` are kept when they name every class of the head."""
+    module = TimeSformer(**apply_overrides(fields, overrides))
     TreeMismatch.compare(flat_shapes(params), flat_shapes(abstract_params(module))).raise_if_any(
         f"{path} does not fit TimeSformer({', '.join(f'{k}={v!r}' for k, v in overrides.items())}): overrides "
-        "that change parameter shapes need a new conversion (tools/convert.py)",
+        f"that change parameter shapes {remedy}",
     )
-    names = conversion.get("report", {}).get("class_names")
-    if names is not None and len(names) != module.num_classes:
-        names = None
-    return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path),
-                                 class_names=tuple(names) if names else None)
+    names = tuple(class_names) if class_names and len(class_names) == module.num_classes else None
+    return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path), class_names=names)
 
 
 def load_pretrained(path: str | Path, revision: str | None = None, **overrides) -> PretrainedTimeSformer:
@@ -82,16 +80,14 @@ def load_pretrained(path: str | Path, revision: str | None = None, **overrides) 
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}; expected {FORMATS}, or a Hugging Face Hub id org/name")
     if is_converted_checkpoint(path):
-        return _load_converted(path, overrides)
+        fields, params, conversion = load_converted(path)
+        return _stored_model(path, fields, params, conversion.get("report", {}).get("class_names"), overrides,
+                             "need a new conversion (tools/convert.py)")
     from timesformer_jax.train.workdir import is_training_workdir, read_training_checkpoint
 
     if is_training_workdir(path):
         fields, params, names = read_training_checkpoint(path)
-        module = TimeSformer(**apply_overrides(fields, overrides))
-        TreeMismatch.compare(flat_shapes(params), flat_shapes(abstract_params(module))).raise_if_any(
-            f"{path} does not fit TimeSformer({overrides}): overrides that change parameter shapes do not apply")
-        return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path),
-                                     class_names=tuple(names) if names and len(names) == module.num_classes else None)
+        return _stored_model(path, fields, params, names, overrides, "do not apply to a trained model")
     module, params, report = convert_checkpoint(path, **overrides)
     if report.initialised or report.dropped or report.resampled:
         logger.info("converted %s on load:\n%s", path, report.summary())

@@ -34,10 +34,7 @@ def export_model(model, output: str | Path, protocol=None) -> tuple[Path, Path]:
     (batch,) = export.symbolic_shape("batch")
     clip = model.module.clip_shape()[1:]
     exported = export.export(forward)(jax.ShapeDtypeStruct((batch,) + clip, jnp.float32))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(output.name + ".partial")
-    staging.write_bytes(exported.serialize())
-    staging.replace(output)
+    _write_atomically(output, exported.serialize())
     description = {
         "format": "jax.export serialized StableHLO (jax.export.deserialize(bytes).call(video))",
         "jax_version": jax.__version__,
@@ -69,8 +66,13 @@ def export_onnx(model, output: str | Path) -> Path:
     params = model.params
     graph = to_onnx(lambda video: model.module.apply({"params": params}, video),
                     [("batch",) + tuple(model.module.clip_shape()[1:])])
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(output.name + ".partial")
-    staging.write_bytes(graph.SerializeToString())
-    staging.replace(output)
+    _write_atomically(output, graph.SerializeToString())
     return output
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """`path` holds all of `data` or is left as it was: written beside it, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(path.name + ".partial")
+    staging.write_bytes(data)
+    staging.replace(path)

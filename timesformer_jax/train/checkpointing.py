@@ -52,6 +52,16 @@ class Checkpointer:
         """The kept step with the highest BEST_METRIC, or None when no save carried metrics."""
         return self.manager.best_step()
 
+    def step_for(self, step: int | str | None) -> int | None:
+        """The step that `step` names: an int as itself, None (the latest) as None, "best" as `best_step()`;
+        FileNotFoundError when "best" names nothing (no save carried metrics)."""
+        if step == "best":
+            best = self.best_step()
+            if best is None:
+                raise FileNotFoundError(f"no checkpoint in {self.directory} carries evaluation metrics")
+            return best
+        return None if step is None else int(step)
+
     def all_steps(self) -> list[int]:
         return list(self.manager.all_steps())
 

@@ -317,13 +317,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, 
     log = log or _print_on_main
     exp = build_experiment(config)
     checkpointer = Checkpointer(checkpoint_dir(workdir))
-    if step == "best":
-        step = checkpointer.best_step()
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {checkpointer.directory} carries evaluation metrics")
-    elif step is not None:
-        step = int(step)
-    restored = checkpointer.restore(exp.abstract, exp.shardings, step=step)
+    restored = checkpointer.restore(exp.abstract, exp.shardings, step=checkpointer.step_for(step))
     checkpointer.close()
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first (tools/train.py)")

@@ -40,11 +40,7 @@ def read_training_checkpoint(workdir: str | Path, step: int | str | None = None)
     shardings, abstract = state_shardings(model, optimizer, mesh, model.clip_shape())
     checkpointer = Checkpointer(checkpoint_dir(workdir))
     try:
-        if step == "best":
-            step = checkpointer.best_step()
-            if step is None:
-                raise FileNotFoundError(f"no checkpoint in {checkpointer.directory} carries evaluation metrics")
-        restored = checkpointer.restore(abstract, shardings, step=None if step is None else int(step))
+        restored = checkpointer.restore(abstract, shardings, step=checkpointer.step_for(step))
     finally:
         checkpointer.close()
     if restored is None:
