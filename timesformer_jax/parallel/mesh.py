@@ -10,6 +10,7 @@ import math
 from typing import Mapping, Sequence
 
 import jax
+from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh
 
 MESH_AXES = ("data", "fsdp", "tensor")
@@ -42,4 +43,11 @@ def create_mesh(axis_sizes: Mapping[str, int] | None = None, devices: Sequence[j
     """A mesh over `devices` (default: all, every host) with axes MESH_AXES; default all devices on `data`."""
     devices = list(devices if devices is not None else jax.devices())
     shape = resolve_mesh_shape(axis_sizes or {"data": -1}, len(devices))
-    return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES), devices=devices)
+    axis_types = (AxisType.Auto,) * len(MESH_AXES)
+    try:
+        return jax.make_mesh(shape, MESH_AXES, axis_types=axis_types, devices=devices)
+    except (ValueError, NotImplementedError):
+        # A TPU slice lays logical axes on whole physical axes (4x4x8: sizes 4, 8, 16, ...); an axis of 2 there
+        # needs a physical axis split in two, which mesh_utils does when asked.
+        grid = mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
+        return Mesh(grid, MESH_AXES, axis_types=axis_types)

@@ -8,6 +8,7 @@ import dataclasses
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -15,10 +16,10 @@ from timesformer_jax.data.builders import prepared_builder
 from timesformer_jax.data.pipeline import ClipConfig
 from timesformer_jax.model import TimeSformer
 from timesformer_jax.model.presets import check_model_fields
-from timesformer_jax.parallel import create_mesh
+from timesformer_jax.parallel import batch_sharding, create_mesh
 from timesformer_jax.train.config import clip_config, model_fields, optimizer_config, schedule_config
 from timesformer_jax.train.optimizer import create_optimizer
-from timesformer_jax.train.state import TrainState, state_shardings
+from timesformer_jax.train.state import StepConfig, TrainState, make_eval_step, make_train_step, state_shardings
 
 
 @dataclasses.dataclass
@@ -26,7 +27,7 @@ class Experiment:
     config: ml_collections.ConfigDict
     model: TimeSformer
     mesh: jax.sharding.Mesh
-    builder: object  # the prepared TFDS builder
+    builder: object | None  # the prepared TFDS builder (None: compiled ahead of time, no data read)
     class_names: list[str]
     clip: ClipConfig
     global_batch: int  # clips per micro-step, all hosts
@@ -50,6 +51,8 @@ class Experiment:
         return self.total_steps if max_steps is None or max_steps < 0 else min(max_steps, self.total_steps)
 
     def num_examples(self, split: str) -> int:
+        if self.builder is None:
+            raise ValueError("this experiment was built without a dataset (experiment_without_data)")
         return self.builder.info.splits[split].num_examples
 
 
@@ -74,16 +77,14 @@ def _per_host(global_size: int, what: str, mesh) -> int:
     return global_size // processes
 
 
-def build_experiment(config: ml_collections.ConfigDict) -> Experiment:
-    fields = model_fields(config)
-    check_model_fields(fields)
-    model = TimeSformer(**fields)
-    mesh = create_mesh(dict(config.mesh))
+def _dataset(config: ml_collections.ConfigDict, num_classes: int):
+    """(prepared TFDS builder, class names, number of training videos) of `config.dataset`, checked against the
+    model's class count and the configured splits."""
     builder = prepared_builder(config.dataset.name, config.dataset.data_dir, config.dataset.config,
                                config.dataset.short_side)
     class_names = list(builder.info.features["label"].names)
-    if len(class_names) != model.num_classes:
-        raise ValueError(f"config.model.num_classes is {model.num_classes}, but dataset {builder.name}/"
+    if len(class_names) != num_classes:
+        raise ValueError(f"config.model.num_classes is {num_classes}, but dataset {builder.name}/"
                          f"{builder.builder_config.name} has {len(class_names)} classes")
     for split in (config.dataset.train_split, config.dataset.eval_split):
         try:
@@ -91,15 +92,37 @@ def build_experiment(config: ml_collections.ConfigDict) -> Experiment:
         except (KeyError, ValueError) as e:
             raise ValueError(f"dataset {builder.name} has no split {split!r} ({e}); it has "
                              f"{sorted(builder.info.splits)}") from None
+    return builder, class_names, builder.info.splits[config.dataset.train_split].num_examples
+
+
+def build_experiment(config: ml_collections.ConfigDict) -> Experiment:
+    """The experiment of `config` on all devices, with its prepared dataset."""
+    model = _model(config)
+    builder, class_names, num_train = _dataset(config, model.num_classes)
+    return experiment_without_data(config, create_mesh(dict(config.mesh)), num_train, class_names, builder, model)
+
+
+def _model(config: ml_collections.ConfigDict) -> TimeSformer:
+    fields = model_fields(config)
+    check_model_fields(fields)
+    return TimeSformer(**fields)
+
+
+def experiment_without_data(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_train_examples: int,
+                            class_names: list[str] | None = None, builder=None,
+                            model: TimeSformer | None = None) -> Experiment:
+    """The experiment of `config` on `mesh` for a training split of `num_train_examples` videos, without reading a
+    dataset (`builder` None): what ahead-of-time compilation for hardware we do not have needs (`aot/`)."""
+    model = model or _model(config)
+    class_names = class_names or [f"class_{i}" for i in range(model.num_classes)]
     clip = clip_config(config)
     optim = optimizer_config(config)
     local_batch = _per_host(config.batch_size, "config.batch_size", mesh)
     eval_local_batch = _per_host(config.eval_batch_size, "config.eval_batch_size", mesh)
-    num_train = builder.info.splits[config.dataset.train_split].num_examples
-    steps_per_epoch = (num_train // jax.process_count()) // local_batch
+    steps_per_epoch = (num_train_examples // jax.process_count()) // local_batch
     steps_per_epoch -= steps_per_epoch % optim.accumulation_steps
     if steps_per_epoch == 0:
-        raise ValueError(f"the {config.dataset.train_split!r} split has {num_train} videos, fewer than one "
+        raise ValueError(f"the {config.dataset.train_split!r} split has {num_train_examples} videos, fewer than one "
                          f"optimizer step of {config.batch_size * optim.accumulation_steps} clips")
     optimizer, schedule = create_optimizer(optim, config.batch_size * optim.accumulation_steps,
                                            steps_per_epoch // optim.accumulation_steps, schedule_config(config))
@@ -111,6 +134,32 @@ def build_experiment(config: ml_collections.ConfigDict) -> Experiment:
         total_steps=optim.epochs * steps_per_epoch, optimizer=optimizer, schedule=schedule,
         shardings=shardings, abstract=abstract,
     )
+
+
+def step_functions(exp: Experiment) -> tuple:
+    """(train_step, eval_step) of `exp`, jitted with its shardings: what the training loop runs and what
+    ahead-of-time compilation compiles."""
+    config = exp.config
+    step_config = StepConfig(label_smoothing=config.label_smoothing, seed=config.seed,
+                             accumulation_steps=config.optimizer.accumulation_steps)
+    return (make_train_step(exp.model, exp.optimizer, exp.schedule, exp.mesh, exp.shardings, step_config),
+            make_eval_step(exp.model, exp.mesh, exp.shardings))
+
+
+def abstract_batches(exp: Experiment) -> tuple[dict, jax.ShapeDtypeStruct]:
+    """(train batch, eval video) as sharded `jax.ShapeDtypeStruct`s, global shapes: the train step's
+    {'video': (B, T, H, W, 3) clip dtype, 'label': (B,) int32} and the eval step's (B_eval, T, H, W, 3)."""
+    sharding = batch_sharding(exp.mesh)
+    frame = (exp.clip.num_frames, exp.clip.crop_size, exp.clip.crop_size, 3)
+    dtype = jnp.bfloat16 if exp.clip.dtype == "bfloat16" else jnp.float32
+    train = {"video": jax.ShapeDtypeStruct((exp.global_batch, *frame), dtype, sharding=sharding),
+             "label": jax.ShapeDtypeStruct((exp.global_batch,), jnp.int32, sharding=sharding)}
+    return train, jax.ShapeDtypeStruct((exp.eval_global_batch, *frame), dtype, sharding=sharding)
+
+
+def abstract_state(exp: Experiment) -> TrainState:
+    """The train state as sharded `jax.ShapeDtypeStruct`s."""
+    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), exp.abstract, exp.shardings)
 
 
 def checkpoint_dir(workdir: str | Path) -> Path:

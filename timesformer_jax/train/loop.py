@@ -29,12 +29,12 @@ from timesformer_jax.figures import plot_curves
 from timesformer_jax.parallel import global_batch
 from timesformer_jax.train.checkpointing import BEST_METRIC, Checkpointer
 from timesformer_jax.train.evaluation import evaluate, write_eval_reports
-from timesformer_jax.train.experiment import Experiment, build_experiment, checkpoint_dir, epoch_seed
+from timesformer_jax.train.experiment import Experiment, build_experiment, checkpoint_dir, epoch_seed, step_functions
 from timesformer_jax.train.metric_writers import MetricWriter, read_history
 from timesformer_jax.train.preemption import stop_on_signals
 from timesformer_jax.train.pretrained_init import fit_pretrained, read_pretrained
 from timesformer_jax.train.progress import ProgressBar, format_duration
-from timesformer_jax.train.state import StepConfig, create_train_state, make_eval_step, make_train_step
+from timesformer_jax.train.state import create_train_state, make_eval_step
 
 CURVES_FILE = "curves.png"
 EVAL_DIR = "eval"
@@ -177,10 +177,7 @@ class _TrainingRun:
         config = exp.config
         self.exp, self.workdir, self.checkpointer, self.log = exp, workdir, checkpointer, log
         self.first_step = first_step
-        self.train_step = make_train_step(exp.model, exp.optimizer, exp.schedule, exp.mesh, exp.shardings,
-                                          StepConfig(label_smoothing=config.label_smoothing, seed=config.seed,
-                                                     accumulation_steps=config.optimizer.accumulation_steps))
-        self.eval_step = make_eval_step(exp.model, exp.mesh, exp.shardings)
+        self.train_step, self.eval_step = step_functions(exp)
         self.writer = MetricWriter(workdir, resume_step=first_step, enabled=_is_main())
         self.progress = ProgressBar(exp.last_step, exp.global_batch, first_step=first_step, enabled=_is_main())
         self.pending = _PendingMetrics()

@@ -1,0 +1,236 @@
+"""Compile a config's real train and eval steps for hardware we do not have, and read what the compiler says.
+
+    report = compile_config(load_config_file("configs/k400_large.py"), parse_target("v5p-256"))
+    report.steps["train"].fits, report.steps["train"].memory_per_device["total"]
+
+The steps are the training loop's own (`train.experiment.step_functions`: same shardings, donation and dtypes),
+lowered with sharded `jax.ShapeDtypeStruct` arguments over the target's compile-only devices, so nothing is
+allocated. Per step and per device: XLA's memory analysis (arguments, outputs, temporaries, aliased), whether it
+fits the chip, FLOPs (XLA's count where the backend gives one, else `bench/flops.py`), the collectives in the
+compiled HLO, compile time, and a roofline lower bound on step time from the chip's published peak figures
+(`aot/chips.py`). A compile that runs out of memory is a report that says "does not fit", never an exception.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import pickle
+import re
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax
+import ml_collections
+
+from timesformer_jax.aot.collectives import collectives
+from timesformer_jax.aot.targets import Target, target_devices
+from timesformer_jax.bench.flops import forward_flops
+from timesformer_jax.parallel import create_mesh
+from timesformer_jax.parallel.mesh import MESH_AXES, resolve_mesh_shape
+from timesformer_jax.train.config import model_fields
+from timesformer_jax.train.experiment import (abstract_batches, abstract_state, experiment_without_data,
+                                              step_functions)
+
+# Forward + backward: the backward pass costs two forwards (one product for the input gradient, one for the
+# weights), the usual "model FLOPs" count. Remat recomputes the forward once more on the hardware; XLA's own
+# count includes that, ours does not.
+TRAIN_FLOPS_PER_FORWARD = 3
+# Steps per epoch the schedule is built with when compiling without a dataset: only the learning-rate boundaries
+# (constants in the program) depend on it, not memory or FLOPs.
+NOMINAL_STEPS_PER_EPOCH = 1000
+_OUT_OF_MEMORY = re.compile(r"RESOURCE_EXHAUSTED|[Oo]ut of memory|exceeds.*memory|[Rr]an out of memory")
+
+
+@dataclasses.dataclass
+class StepReport:
+    """What the compiler says about one step on one device (bytes; FLOPs for the whole step, all devices)."""
+
+    memory_per_device: dict[str, int]  # arguments, outputs, temporaries, aliased, total, capacity
+    fits: bool
+    flops_per_step: float
+    flops_source: str  # "xla" | "analytic"
+    roofline_seconds: float  # lower bound on the step's time: max(compute at peak, HBM traffic at peak bandwidth)
+    roofline_bound: str  # "compute" | "memory"
+    hbm_traffic_bytes: float  # per device: XLA's "bytes accessed" where it has one, else arguments + outputs
+    clips_per_second: float  # clips / roofline_seconds: an upper bound
+    compile_seconds: float
+    collectives: dict[str, dict[str, int]]
+    error: str | None = None  # the compiler's out-of-memory message when it refused the program
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class AotReport:
+    target: str
+    device_kind: str
+    num_devices: int
+    mesh: dict[str, int]
+    global_batch: int
+    eval_batch: int
+    attention_type: str
+    remat: bool
+    steps: dict[str, StepReport]
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["steps"] = {name: step.to_json() for name, step in self.steps.items()}
+        return data
+
+
+def _memory(compiled, capacity: int) -> dict[str, int]:
+    stats = compiled.memory_analysis()
+    memory = {"arguments": int(stats.argument_size_in_bytes), "outputs": int(stats.output_size_in_bytes),
+              "temporaries": int(stats.temp_size_in_bytes), "aliased": int(stats.alias_size_in_bytes)}
+    # Donated buffers that outputs reuse are counted in both arguments and outputs: count them once. Generated
+    # code lives in HBM too.
+    memory["total"] = (memory["arguments"] + memory["outputs"] + memory["temporaries"] - memory["aliased"]
+                       + int(stats.generated_code_size_in_bytes))
+    memory["capacity"] = capacity
+    return memory
+
+
+def _xla_costs(compiled) -> dict:
+    costs = compiled.cost_analysis()
+    if isinstance(costs, (list, tuple)):
+        costs = costs[0] if costs else None
+    return costs or {}
+
+
+def _oom_sizes(message: str) -> dict[str, int]:
+    """Sizes the TPU compiler names in its out-of-memory message, in bytes ("the total memory required for HLO
+    temporaries (164.81G) exceeds available HBM (15.75G)"); the ones it does not name are left out."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    found = {}
+    patterns = {"total": r"hbm usage >= ([\d.]+)([KMGT])", "temporaries": r"temporaries \(([\d.]+)([KMGT])\)",
+                "available": r"available HBM \(([\d.]+)([KMGT])\)", "arguments": r"arguments:? ([\d.]+)([KMGT])"}
+    for label, pattern in patterns.items():
+        if match := re.search(pattern, message, re.IGNORECASE):
+            found[label] = int(float(match.group(1)) * units[match.group(2)])
+    return found
+
+
+def argument_bytes_per_device(args) -> int:
+    """Bytes of one device's shards of `args` (sharded `jax.ShapeDtypeStruct`s): what an argument costs even when
+    the compiler refuses the program."""
+    total = 0
+    for leaf in jax.tree.leaves(args):
+        total += math.prod(leaf.sharding.shard_shape(leaf.shape)) * leaf.dtype.itemsize
+    return total
+
+
+def compile_step(step, args: tuple, target: Target, analytic_flops: float, clips: int) -> StepReport:
+    """Compile `step` (a jitted step with `.lower`) for sharded abstract `args` on `target` and report on it.
+    `analytic_flops`: our count for the whole step, used when the backend gives none (GPU)."""
+    chip = target.chip
+    started = time.perf_counter()
+    lowered = step.lower(*args)
+    try:
+        compiled = lowered.compile()
+    except Exception as e:  # the compiler's error types differ per backend; only out-of-memory is a result
+        message = str(e)
+        if not _OUT_OF_MEMORY.search(message):
+            raise
+        sizes = _oom_sizes(message)
+        arguments = sizes.get("arguments", argument_bytes_per_device(args))
+        total = sizes.get("total", sizes.get("temporaries", 0) + arguments)
+        return StepReport(
+            memory_per_device={"arguments": arguments, "outputs": 0, "temporaries":
+                               sizes.get("temporaries", 0), "aliased": 0, "total": total, "capacity": chip.hbm_bytes},
+            fits=False, flops_per_step=analytic_flops, flops_source="analytic",
+            roofline_seconds=analytic_flops / target.num_devices / chip.peak_bf16_flops, roofline_bound="compute",
+            hbm_traffic_bytes=0.0, clips_per_second=0.0, compile_seconds=time.perf_counter() - started, collectives={},
+            error=message.strip().splitlines()[0][:500])
+    seconds = time.perf_counter() - started
+    memory = _memory(compiled, chip.hbm_bytes)
+    costs = _xla_costs(compiled)
+    if costs.get("flops", 0) > 0:
+        flops, source = float(costs["flops"]) * target.num_devices, "xla"  # XLA counts one device's program
+    else:
+        flops, source = analytic_flops, "analytic"
+    # HBM traffic: XLA's count where it has one; else every argument read and every output written once.
+    traffic = float(costs.get("bytes accessed", 0)) or float(memory["arguments"] + memory["outputs"])
+    compute_s = flops / target.num_devices / chip.peak_bf16_flops
+    memory_s = traffic / chip.hbm_bytes_per_second
+    roofline = max(compute_s, memory_s)
+    return StepReport(
+        memory_per_device=memory, fits=memory["total"] <= memory["capacity"], flops_per_step=flops,
+        flops_source=source, roofline_seconds=roofline, roofline_bound="compute" if compute_s >= memory_s else "memory",
+        hbm_traffic_bytes=traffic, clips_per_second=clips / roofline if roofline > 0 else 0.0, compile_seconds=seconds,
+        collectives=collectives(compiled.as_text()))
+
+
+def mesh_for_batch(axis_sizes: dict, batch_sizes: tuple[int, ...], num_devices: int) -> dict[str, int]:
+    """The config's mesh sizes on `num_devices`; when the batches do not split over its data x fsdp devices and
+    the config leaves `data` free (-1) with tensor=1, the devices the batch cannot use go to `tensor` (heads and
+    MLP) instead: e.g. batch 64 on 128 chips trains as data=64, tensor=2."""
+    sizes = dict(zip(MESH_AXES, resolve_mesh_shape(axis_sizes, num_devices)))
+    batch_devices = sizes["data"] * sizes["fsdp"]
+    if all(b % batch_devices == 0 for b in batch_sizes):
+        return sizes
+    if int(axis_sizes.get("data", 1)) != -1 or int(axis_sizes.get("tensor", 1)) != 1:
+        return sizes  # the user fixed the layout: experiment_without_data names the mismatch
+    data = math.gcd(*batch_sizes, num_devices // sizes["fsdp"])
+    while data > 1 and (num_devices // sizes["fsdp"]) % data:
+        data -= 1
+    return {"data": data, "fsdp": sizes["fsdp"], "tensor": num_devices // (data * sizes["fsdp"])}
+
+
+def compile_config(config: ml_collections.ConfigDict, target: Target, *, steps=("train", "eval"),
+                   save: str | Path | None = None, log: Callable[[str], None] = lambda message: None) -> AotReport:
+    """Compile `config`'s train and eval steps (those of `steps`) for `target`. `save`: also serialize the
+    compiled train step there (`load_train_step`)."""
+    devices = target_devices(target)
+    sizes = mesh_for_batch(dict(config.mesh), (config.batch_size, config.eval_batch_size), len(devices))
+    if sizes != dict(zip(MESH_AXES, resolve_mesh_shape(dict(config.mesh), len(devices)))):
+        log(f"batch {config.batch_size} / eval batch {config.eval_batch_size} do not split over "
+            f"{len(devices)} devices: using mesh {sizes} (train with "
+            + " ".join(f"--config.mesh.{axis}={size}" for axis, size in sizes.items()) + ")")
+    mesh = create_mesh(sizes, devices=devices)
+    optimizer_batch = config.batch_size * config.optimizer.accumulation_steps
+    exp = experiment_without_data(config, mesh, optimizer_batch * NOMINAL_STEPS_PER_EPOCH)
+    train_step, eval_step = step_functions(exp)
+    state = abstract_state(exp)
+    train_batch, eval_video = abstract_batches(exp)
+    forward_per_clip = forward_flops(model_fields(config))["needed"]
+    planned = {
+        "train": (train_step, (state, train_batch), TRAIN_FLOPS_PER_FORWARD * forward_per_clip * exp.global_batch,
+                  exp.global_batch),
+        "eval": (eval_step, (state.params, eval_video), forward_per_clip * exp.eval_global_batch,
+                 exp.eval_global_batch),
+    }
+    reports = {}
+    for name in steps:
+        step, args, flops, clips = planned[name]
+        log(f"compiling the {name} step for {target.describe()}, mesh {dict(mesh.shape)}, {clips} clips ...")
+        reports[name] = compile_step(step, args, target, flops, clips)
+        log(f"  {reports[name].compile_seconds:.0f} s")
+    if save is not None:
+        save_train_step(train_step.lower(state, train_batch).compile(), save)
+        log(f"compiled train step written to {save}")
+    return AotReport(
+        target=target.name, device_kind=devices[0].device_kind, num_devices=len(devices), mesh=dict(mesh.shape),
+        global_batch=exp.global_batch, eval_batch=exp.eval_global_batch, attention_type=exp.model.attention_type,
+        remat=bool(exp.model.remat), steps=reports)
+
+
+def save_train_step(compiled: jax.stages.Compiled, path: str | Path) -> None:
+    """Serialize a compiled step (`jax.experimental.serialize_executable`) with its argument / result trees."""
+    from jax.experimental.serialize_executable import serialize
+
+    payload, in_tree, out_tree = serialize(compiled)
+    path = Path(path)
+    temporary = path.with_name(path.name + ".partial")
+    temporary.write_bytes(pickle.dumps({"executable": payload, "in_tree": in_tree, "out_tree": out_tree}))
+    temporary.replace(path)
+
+
+def load_train_step(path: str | Path) -> jax.stages.Compiled:
+    """The compiled step `save_train_step` wrote, loaded onto this process's devices (the ones it was compiled
+    for: same platform, same count). Only load files you made: unpickling runs code."""
+    from jax.experimental.serialize_executable import deserialize_and_load
+
+    saved = pickle.loads(Path(path).read_bytes())
+    return deserialize_and_load(saved["executable"], saved["in_tree"], saved["out_tree"])
