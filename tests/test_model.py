@@ -144,3 +144,26 @@ def test_drop_path_drops_cls_and_patches_of_a_clip_together():
     grid_kept = np.asarray(jnp.all((out_grid == grid).reshape(64, -1), axis=-1))
     assert 0 < cls_kept.sum() < 64
     np.testing.assert_array_equal(cls_kept, grid_kept)
+
+
+def test_padded_attention_equals_unpadded_attention_and_its_gradients():
+    """The padding that lets cuDNN train odd group lengths (197, 1569) changes nothing: padded keys are masked
+    out and padded query rows dropped. Checked on XLA's implementation, which takes the same sequence lengths."""
+    from timesformer_jax.model.attention import padded_attention
+
+    rng = np.random.default_rng(0)
+    q, k, v = (jnp.asarray(rng.normal(size=(3, 13, 2, 8)), jnp.float32) for _ in range(3))
+
+    def plain(q, k, v):
+        return jax.nn.dot_product_attention(q, k, v, implementation="xla")
+
+    def padded(q, k, v):
+        return padded_attention(q, k, v, "xla", multiple=8)
+
+    assert padded(q, k, v).shape == (3, 13, 2, 8)
+    np.testing.assert_allclose(padded(q, k, v), plain(q, k, v), atol=1e-6)
+    loss = lambda f: lambda *a: (f(*a) * jnp.arange(13.0)[None, :, None, None]).sum()  # noqa: E731
+    grads_padded = jax.grad(loss(padded), argnums=(0, 1, 2))(q, k, v)
+    grads_plain = jax.grad(loss(plain), argnums=(0, 1, 2))(q, k, v)
+    for a, b in zip(grads_padded, grads_plain):
+        np.testing.assert_allclose(a, b, atol=1e-5)

@@ -71,6 +71,7 @@ class AotReport:
     global_batch: int
     eval_batch: int
     attention_type: str
+    attention_impl: str  # what the compiled model uses ("xla" or "cudnn")
     remat: bool
     steps: dict[str, StepReport]
 
@@ -213,7 +214,7 @@ def compile_config(config: ml_collections.ConfigDict, target: Target, *, steps=(
     return AotReport(
         target=target.name, device_kind=devices[0].device_kind, num_devices=len(devices), mesh=dict(mesh.shape),
         global_batch=exp.global_batch, eval_batch=exp.eval_global_batch, attention_type=exp.model.attention_type,
-        remat=bool(exp.model.remat), steps=reports)
+        attention_impl=exp.model.attention_impl or "xla", remat=bool(exp.model.remat), steps=reports)
 
 
 def save_train_step(compiled: jax.stages.Compiled, path: str | Path) -> None:

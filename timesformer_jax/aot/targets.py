@@ -93,6 +93,21 @@ def gpu_target_config(chip: str) -> str:
     return (resources.files("timesformer_jax.aot") / "gpu_targets" / GPU_TARGET_CONFIGS[chip]).read_text()
 
 
+# Compiling for a GPU without it skips autotuning, and XLA's default Triton GEMM tiling then fails on the
+# attention output projection ("Couldn't find output tile sizes", a dot whose operand folds the length-197 token
+# axis; any way of writing `proj` fails alike, lengths 8 or 256 compile). Routing GEMMs to cuBLAS -- what the
+# autotuner falls back to on a real GPU -- compiles it. See docs/scaling.md.
+UNTUNED_GPU_XLA_FLAGS = "--xla_gpu_enable_triton_gemm=false"
+
+
+def _untuned_gemm_flags() -> None:
+    """Add UNTUNED_GPU_XLA_FLAGS to XLA_FLAGS unless the user set that flag (read when the first XLA client
+    starts, so this only acts before then, as in tools/aot_compile.py)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_gpu_enable_triton_gemm" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {UNTUNED_GPU_XLA_FLAGS}".strip()
+
+
 def target_devices(target: Target) -> list:
     """Compile-only devices of `target`, in the order `jax.make_mesh` lays out on the physical topology."""
     from jax.experimental import topologies
@@ -110,6 +125,7 @@ def target_devices(target: Target) -> list:
             description = topologies.get_topology_desc(platform="tpu", topology_name=target.topology,
                                                        chip_config_name=chip_config, chips_per_host_bounds=host)
         else:
+            _untuned_gemm_flags()
             description = topologies.get_topology_desc(platform="cuda", topology=target.topology,
                                                        target_config=gpu_target_config(target.chip.name))
     except (RuntimeError, ValueError, NotImplementedError) as e:

@@ -82,6 +82,34 @@ class LogicalDense(nn.Module):
         return y
 
 
+# cuDNN's fused attention trains only on even group lengths (jax's flash-attention check rejects the gradient
+# of Q = KV = 197 or 1569); groups are padded to a multiple of this for it.
+CUDNN_LENGTH_MULTIPLE = 8
+
+
+def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, implementation: str | None) -> jax.Array:
+    """softmax(q k^T / sqrt(head_dim)) v by `jax.nn.dot_product_attention`; q, k, v, result: (G, L, heads,
+    head_dim). For "cudnn", groups whose length is not a multiple of CUDNN_LENGTH_MULTIPLE are padded up to one
+    (`padded_attention`), so every scheme's groups (197 tokens, 1569, 8, ...) train on the fused kernel."""
+    if implementation == "cudnn" and q.shape[1] % CUDNN_LENGTH_MULTIPLE:
+        return padded_attention(q, k, v, implementation, CUDNN_LENGTH_MULTIPLE)
+    return jax.nn.dot_product_attention(q, k, v, implementation=implementation)
+
+
+def padded_attention(q: jax.Array, k: jax.Array, v: jax.Array, implementation: str | None,
+                     multiple: int) -> jax.Array:
+    """Attention over groups padded with zeros to a length that is a multiple of `multiple`: the padded keys are
+    masked out (`key_value_seq_lengths`), the padded queries' rows are dropped, so the result equals unpadded
+    attention (up to the kernel's rounding). Shapes as `fused_attention`."""
+    groups, length = q.shape[:2]
+    padding = ((0, 0), (0, -length % multiple), (0, 0), (0, 0))
+    lengths = jnp.full((groups,), length, jnp.int32)
+    out = jax.nn.dot_product_attention(jnp.pad(q, padding), jnp.pad(k, padding), jnp.pad(v, padding),
+                                       query_seq_lengths=lengths, key_value_seq_lengths=lengths,
+                                       implementation=implementation)
+    return out[:, :length]
+
+
 def logical_dense(features, kernel_axes, bias_axes, name, dtype, param_dtype, **kwargs) -> LogicalDense:
     """Shorthand for `LogicalDense` with the model's dtypes."""
     return LogicalDense(features, kernel_axes, bias_axes, dtype=dtype, param_dtype=param_dtype, name=name, **kwargs)
@@ -128,7 +156,7 @@ class Attention(nn.Module):
             weights = nn.Dropout(self.attention_dropout_rate)(weights, deterministic=deterministic)
             out = jnp.einsum("ghqk,gkhd->gqhd", weights.astype(v.dtype), v)
         else:
-            out = jax.nn.dot_product_attention(q, k, v, implementation=self.attention_impl)
+            out = fused_attention(q, k, v, self.attention_impl)
         y = logical_dense(
             width, ("heads", "kv", "embed"), ("embed",), "proj", self.dtype, self.param_dtype, num_in=2
         )(out)

@@ -45,7 +45,8 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.model.drop_path_rate = 0.0
     config.model.dropout_rate = 0.0
     config.model.remat = False
-    config.model.attention_impl = ml_collections.FieldReference(None, field_type=str)  # None: JAX picks
+    # None: cuDNN fused attention on NVIDIA GPUs in bf16, XLA elsewhere; or "xla" / "cudnn"
+    config.model.attention_impl = ml_collections.FieldReference(None, field_type=str)
 
     config.dataset = ml_collections.ConfigDict()
     config.dataset.name = "kinetics"

@@ -108,12 +108,23 @@ def _model(config: ml_collections.ConfigDict) -> TimeSformer:
     return TimeSformer(**fields)
 
 
+def _attention_for_platform(model: TimeSformer, mesh: jax.sharding.Mesh) -> TimeSformer:
+    """`attention_impl` None means: cuDNN's fused attention on NVIDIA GPUs in half precision (it needs bf16 /
+    fp16 and head_dim a multiple of 8, at most 128), XLA's everywhere else."""
+    platform = mesh.devices.flat[0].platform
+    half = jnp.dtype(model.dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+    head_dim = model.hidden_size // model.num_heads
+    if model.attention_impl is None and platform in ("gpu", "cuda") and half and head_dim % 8 == 0 and head_dim <= 128:
+        return model.clone(attention_impl="cudnn")
+    return model
+
+
 def experiment_without_data(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_train_examples: int,
                             class_names: list[str] | None = None, builder=None,
                             model: TimeSformer | None = None) -> Experiment:
     """The experiment of `config` on `mesh` for a training split of `num_train_examples` videos, without reading a
     dataset (`builder` None): what ahead-of-time compilation for hardware we do not have needs (`aot/`)."""
-    model = model or _model(config)
+    model = _attention_for_platform(model or _model(config), mesh)
     class_names = class_names or [f"class_{i}" for i in range(model.num_classes)]
     clip = clip_config(config)
     optim = optimizer_config(config)

@@ -1,0 +1,148 @@
+"""The paper's configs compiled for real targets: per-device memory, fit, FLOPs and roofline step time.
+
+    python benchmarks/aot_targets.py --out docs/aot_results --group tpu        # v4-128, v5litepod-256, v5p-256
+    python benchmarks/aot_targets.py --out docs/aot_results --group gpu        # 1 and 8 H100 (gpu-compile extra)
+    python benchmarks/aot_targets.py --out docs/aot_results --group frames     # longest clip at batch 8, 1 H100
+
+Each case runs the library behind tools/aot_compile.py (train step; eval too where --steps says) and writes
+the tool's JSON to OUT/<case>.json; OUT/table.md is rebuilt from every JSON there (the table in
+docs/scaling.md). Cases already in OUT are skipped, so an interrupted sweep resumes. The `frames` group searches
+the largest frame count that fits one 80 GB H100 at batch 8, per scheme, with and without remat, at 224 and 448 px.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+from absl import app, flags  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+_OUT = flags.DEFINE_string("out", "docs/aot_results", "Directory for the per-case JSON and table.md.")
+_GROUP = flags.DEFINE_enum("group", "tpu", ["tpu", "gpu", "frames", "table"], "Which cases to compile.")
+_STEPS = flags.DEFINE_list("steps", ["train"], "Steps to compile per case.")
+
+# (config, scheme, clips per device, remat): the paper's three settings; joint and space-only for base.
+SETTINGS = [
+    ("k400_base", "divided_space_time", 8, False),
+    ("k400_base", "joint_space_time", 8, False),
+    ("k400_base", "space_only", 8, False),
+    ("k400_hr", "divided_space_time", 2, True),
+    ("k400_large", "divided_space_time", 1, True),
+]
+TPU_TARGETS = ["v4-128", "v5litepod-256", "v5p-256"]
+GPU_TARGETS = ["h100", "h100x8"]
+FRAME_CANDIDATES = [8, 16, 24, 32, 48, 64, 96, 128, 192]
+
+
+def _config(name: str, scheme: str, batch: int, remat: bool, **model):
+    from timesformer_jax.train.config import load_config_file
+
+    config = load_config_file(ROOT / "configs" / f"{name}.py", scheme)
+    config.batch_size = config.eval_batch_size = batch
+    config.model.remat = remat
+    config.model.update(model)
+    return config
+
+
+def _run(out: Path, case: str, config, target_name: str, steps) -> dict:
+    from timesformer_jax.aot import compile_config, format_report, parse_target
+
+    path = out / f"{case}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    started = time.perf_counter()
+    report = compile_config(config, parse_target(target_name), steps=tuple(steps),
+                            log=lambda m: print(m, file=sys.stderr, flush=True))
+    data = report.to_json()
+    data["case"] = case
+    data["config"] = case.split("__")[0]
+    data["num_frames"], data["image_size"] = config.model.num_frames, config.model.image_size
+    data["date"] = time.strftime("%Y-%m-%d")
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(format_report(report), f"\n({time.perf_counter() - started:.0f} s)\n", flush=True)
+    return data
+
+
+def _grid(out: Path, targets, steps) -> None:
+    from timesformer_jax.aot import parse_target
+
+    for target in targets:
+        devices = parse_target(target).num_devices
+        for name, scheme, per_device, remat in SETTINGS:
+            case = f"{name}-{scheme}__{target}"
+            _run(out, case, _config(name, scheme, per_device * devices, remat), target, steps)
+
+
+def _frames(out: Path) -> None:
+    """Largest frame count in FRAME_CANDIDATES whose batch-8 train step fits one H100 (bisection: fitting is
+    monotone in the frame count)."""
+    for size in (224, 448):
+        for scheme in ("divided_space_time", "joint_space_time"):
+            for remat in (False, True):
+                fits = {}
+
+                def fits_at(frames):
+                    case = f"frames{frames}_{size}px-{scheme}-remat{int(remat)}__h100"
+                    config = _config("k400_base", scheme, 8, remat, num_frames=frames, image_size=size)
+                    fits[frames] = _run(out, case, config, "h100", ["train"])["steps"]["train"]["fits"]
+                    return fits[frames]
+
+                low, high = 0, len(FRAME_CANDIDATES) - 1
+                if not fits_at(FRAME_CANDIDATES[low]):
+                    continue
+                while low < high:  # invariant: candidates[low] fits
+                    middle = (low + high + 1) // 2
+                    if fits_at(FRAME_CANDIDATES[middle]):
+                        low = middle
+                    else:
+                        high = middle - 1
+
+
+def write_table(out: Path) -> str:
+    """OUT/table.md from every case JSON in OUT."""
+    gib = 1 << 30
+    rows = ["| config | scheme | target | mesh (data/fsdp/tensor) | clips/device | remat | memory/device GiB "
+            "(capacity) | fits | TFLOP/step | roofline step ms (bound) | compile s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted(out.glob("*.json")):
+        data = json.loads(path.read_text())
+        train = data["steps"].get("train")
+        if train is None:
+            continue
+        mesh = data["mesh"]
+        batch_devices = mesh["data"] * mesh["fsdp"]
+        memory = train["memory_per_device"]
+        frames = f" {data['num_frames']}x{data['image_size']}" if path.name.startswith("frames") else ""
+        rows.append(
+            f"| {data['config'].split('-')[0]}{frames} | {data['attention_type']} | {data['target']} | "
+            f"{mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | {data['global_batch'] / batch_devices:g} | "
+            f"{'on' if data['remat'] else 'off'} | {memory['total'] / gib:.2f} ({memory['capacity'] / gib:.0f}) | "
+            f"{'yes' if train['fits'] else 'NO'} | {train['flops_per_step'] / 1e12:.1f} ({train['flops_source']}) | "
+            f"{1e3 * train['roofline_seconds']:.1f} ({train['roofline_bound']}) | {train['compile_seconds']:.0f} |")
+    table = "\n".join(rows) + "\n"
+    (out / "table.md").write_text(table)
+    return table
+
+
+def main(argv):
+    del argv
+    out = Path(_OUT.value)
+    out.mkdir(parents=True, exist_ok=True)
+    if _GROUP.value == "tpu":
+        _grid(out, TPU_TARGETS, _STEPS.value)
+    elif _GROUP.value == "gpu":
+        _grid(out, GPU_TARGETS, _STEPS.value)
+    elif _GROUP.value == "frames":
+        _frames(out)
+    print(write_table(out))
+
+
+if __name__ == "__main__":
+    app.run(main)
