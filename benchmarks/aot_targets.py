@@ -3,6 +3,8 @@
     python benchmarks/aot_targets.py --out docs/aot_results --group tpu        # v4-128, v5litepod-256, v5p-256
     python benchmarks/aot_targets.py --out docs/aot_results --group gpu        # 1 and 8 H100 (gpu-compile extra)
     python benchmarks/aot_targets.py --out docs/aot_results --group frames     # longest clip at batch 8, 1 H100
+    python benchmarks/aot_targets.py --out docs/aot_results --group attention  # XLA vs cuDNN attention, 1 H100
+    python benchmarks/aot_targets.py --out docs/aot_results --group remat      # remat policies, H100 and v5p-8
 
 Each case runs the library behind tools/aot_compile.py (train step; eval too where --steps says) and writes
 the tool's JSON to OUT/<case>.json; OUT/table.md is rebuilt from every JSON there (the table in
@@ -25,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 _OUT = flags.DEFINE_string("out", "docs/aot_results", "Directory for the per-case JSON and table.md.")
-_GROUP = flags.DEFINE_enum("group", "tpu", ["tpu", "gpu", "frames", "table"], "Which cases to compile.")
+_GROUP = flags.DEFINE_enum("group", "tpu", ["tpu", "gpu", "frames", "attention", "remat", "table"], "Which cases to compile.")
 _STEPS = flags.DEFINE_list("steps", ["train"], "Steps to compile per case.")
 
 # (config, scheme, clips per device, remat): the paper's three settings; joint and space-only for base.
@@ -51,7 +53,7 @@ def _config(name: str, scheme: str, batch: int, remat: bool, **model):
     return config
 
 
-def _run(out: Path, case: str, config, target_name: str, steps) -> dict:
+def _run(out: Path, case: str, config_name: str, config, target_name: str, steps) -> dict:
     from timesformer_jax.aot import compile_config, format_report, parse_target
 
     path = out / f"{case}.json"
@@ -62,7 +64,7 @@ def _run(out: Path, case: str, config, target_name: str, steps) -> dict:
                             log=lambda m: print(m, file=sys.stderr, flush=True))
     data = report.to_json()
     data["case"] = case
-    data["config"] = case.split("__")[0]
+    data["config"] = config_name
     data["num_frames"], data["image_size"] = config.model.num_frames, config.model.image_size
     data["date"] = time.strftime("%Y-%m-%d")
     path.write_text(json.dumps(data, indent=2) + "\n")
@@ -77,7 +79,7 @@ def _grid(out: Path, targets, steps) -> None:
         devices = parse_target(target).num_devices
         for name, scheme, per_device, remat in SETTINGS:
             case = f"{name}-{scheme}__{target}"
-            _run(out, case, _config(name, scheme, per_device * devices, remat), target, steps)
+            _run(out, case, name, _config(name, scheme, per_device * devices, remat), target, steps)
 
 
 def _frames(out: Path) -> None:
@@ -91,7 +93,7 @@ def _frames(out: Path) -> None:
                 def fits_at(frames):
                     case = f"frames{frames}_{size}px-{scheme}-remat{int(remat)}__h100"
                     config = _config("k400_base", scheme, 8, remat, num_frames=frames, image_size=size)
-                    fits[frames] = _run(out, case, config, "h100", ["train"])["steps"]["train"]["fits"]
+                    fits[frames] = _run(out, case, "k400_base", config, "h100", ["train"])["steps"]["train"]["fits"]
                     return fits[frames]
 
                 low, high = 0, len(FRAME_CANDIDATES) - 1
@@ -105,12 +107,37 @@ def _frames(out: Path) -> None:
                         high = middle - 1
 
 
+def _attention(out: Path) -> None:
+    """XLA's attention (materialised scores) against cuDNN's fused kernel, batch 8 on one H100, no remat: every
+    scheme at 8 x 224, and joint attention up to 96 frames."""
+    cases = [(scheme, 8) for scheme in ("divided_space_time", "joint_space_time", "space_only")]
+    cases += [("joint_space_time", frames) for frames in (16, 32, 64, 96)] + [("divided_space_time", 96)]
+    for scheme, frames in cases:
+        for impl in ("xla", "cudnn"):
+            case = f"attn_{impl}_frames{frames}-{scheme}__h100"
+            _run(out, case, "k400_base", _config("k400_base", scheme, 8, False, num_frames=frames,
+                                                  attention_impl=impl), "h100", ["train"])
+
+
+def _remat(out: Path) -> None:
+    """Remat off and each policy for the two long-clip settings, on one H100 (memory) and a v5p-8 (memory, and
+    FLOPs: XLA's TPU count includes the recomputation)."""
+    for name, per_device in (("k400_large", 1), ("k400_hr", 2)):
+        for target in ("h100", "v5p-8"):
+            devices = 1 if target == "h100" else 4
+            for policy in ("off", "nothing", "dots_no_batch", "dots"):
+                config = _config(name, "divided_space_time", per_device * devices, policy != "off")
+                if policy != "off":
+                    config.model.remat_policy = policy
+                _run(out, f"remat_{policy}-{name}__{target}", name, config, target, ["train"])
+
+
 def write_table(out: Path) -> str:
     """OUT/table.md from every case JSON in OUT."""
     gib = 1 << 30
-    rows = ["| config | scheme | target | mesh (data/fsdp/tensor) | clips/device | remat | memory/device GiB "
-            "(capacity) | fits | TFLOP/step | roofline step ms (bound) | compile s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| config | scheme | attention | target | mesh (data/fsdp/tensor) | clips/device | remat | memory/device "
+            "GiB (capacity) | fits | TFLOP/step | roofline step ms (bound) | compile s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(out.glob("*.json")):
         data = json.loads(path.read_text())
         train = data["steps"].get("train")
@@ -119,11 +146,11 @@ def write_table(out: Path) -> str:
         mesh = data["mesh"]
         batch_devices = mesh["data"] * mesh["fsdp"]
         memory = train["memory_per_device"]
-        frames = f" {data['num_frames']}x{data['image_size']}" if path.name.startswith("frames") else ""
         rows.append(
-            f"| {data['config'].split('-')[0]}{frames} | {data['attention_type']} | {data['target']} | "
+            f"| {data['config'].split('-')[0]} {data['num_frames']}x{data['image_size']} | {data['attention_type']} | "
+            f"{data.get('attention_impl', 'xla')} | {data['target']} | "
             f"{mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | {data['global_batch'] / batch_devices:g} | "
-            f"{'on' if data['remat'] else 'off'} | {memory['total'] / gib:.2f} ({memory['capacity'] / gib:.0f}) | "
+            f"{('on, ' + data.get('remat_policy', 'nothing')) if data['remat'] else 'off'} | {memory['total'] / gib:.2f} ({memory['capacity'] / gib:.0f}) | "
             f"{'yes' if train['fits'] else 'NO'} | {train['flops_per_step'] / 1e12:.1f} ({train['flops_source']}) | "
             f"{1e3 * train['roofline_seconds']:.1f} ({train['roofline_bound']}) | {train['compile_seconds']:.0f} |")
     table = "\n".join(rows) + "\n"
@@ -141,6 +168,10 @@ def main(argv):
         _grid(out, GPU_TARGETS, _STEPS.value)
     elif _GROUP.value == "frames":
         _frames(out)
+    elif _GROUP.value == "attention":
+        _attention(out)
+    elif _GROUP.value == "remat":
+        _remat(out)
     print(write_table(out))
 
 

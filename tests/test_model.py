@@ -167,3 +167,28 @@ def test_padded_attention_equals_unpadded_attention_and_its_gradients():
     grads_plain = jax.grad(loss(plain), argnums=(0, 1, 2))(q, k, v)
     for a, b in zip(grads_padded, grads_plain):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["nothing", "dots_no_batch", "dots"])
+def test_remat_policies_change_memory_not_results(policy):
+    """Every remat policy computes the same loss and gradients as no remat (remat only recomputes)."""
+    fields = dict(image_size=32, num_frames=4, patch_size=8, hidden_size=32, depth=2, num_heads=2, mlp_dim=64,
+                  num_classes=5)
+    plain = create_model("timesformer_tiny", **fields)
+    remat = create_model("timesformer_tiny", **fields, remat=True, remat_policy=policy)
+    video = jnp.asarray(np.random.default_rng(0).normal(size=(2, 4, 32, 32, 3)), jnp.float32)
+    params = plain.init(jax.random.key(0), video)["params"]
+
+    def loss(model):
+        return lambda p: (model.apply({"params": p}, video) ** 2).sum()
+
+    np.testing.assert_allclose(loss(remat)(params), loss(plain)(params), rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(jax.grad(loss(remat))(params)), jax.tree.leaves(jax.grad(loss(plain))(params))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_remat_policy_is_named():
+    from timesformer_jax.model.presets import check_model_fields
+
+    with pytest.raises(ValueError, match="remat_policy 'everything'.*dots_no_batch"):
+        check_model_fields({"remat_policy": "everything"})

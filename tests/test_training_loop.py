@@ -221,3 +221,32 @@ def test_demo_config_learns_on_ci_data(data_dir, tmp_path):
     config.optimizer.epochs = config.eval_every_epochs = LEARN_EPOCHS
     summary = train_and_evaluate(config, tmp_path, log=lambda m: None)
     assert summary.eval_metrics["video_top1"] > 0.5, summary.eval_metrics
+
+
+def test_a_train_step_compiled_ahead_of_time_trains_like_the_jitted_one(data_dir, tmp_path):
+    """`--config.aot_executable`: the serialized step (here compiled for this machine's own devices, as
+    tools/aot_compile.py --save does for a slice) gives the parameters the jitted step gives, and a step compiled
+    for another run is refused with the difference named."""
+    from timesformer_jax.aot.compile import executable_meta, save_train_step
+    from timesformer_jax.train.experiment import abstract_batches, abstract_state, step_functions
+
+    config = tiny_config(data_dir, max_steps=3)
+    config.dataset.train_split = "train[:30]"
+    exp = build_experiment(config)
+    train_step, _ = step_functions(exp)
+    batch, _ = abstract_batches(exp)
+    path = tmp_path / "train_step.bin"
+    save_train_step(train_step.lower(abstract_state(exp), batch).compile(), path, executable_meta(exp))
+
+    jitted = train_and_evaluate(config, tmp_path / "jitted", log=lambda m: None)
+    messages = []
+    config.aot_executable = str(path)
+    precompiled = train_and_evaluate(config, tmp_path / "precompiled", log=messages.append)
+    assert jitted.last_step == precompiled.last_step == 3
+    assert any("precompiled executable" in m for m in messages)
+    assert_trees_equal(restored_state(tmp_path / "jitted", config)[0].params,
+                       restored_state(tmp_path / "precompiled", config)[0].params)
+
+    config.batch_size = 16
+    with pytest.raises(ValueError, match="global_batch: compiled for 8, this run has 16"):
+        train_and_evaluate(config, tmp_path / "other", log=lambda m: None)

@@ -4,7 +4,8 @@
     python tools/aot_compile.py --config configs/k400_base.py:joint_space_time --target h100x8 \
         --config.batch_size=64 --json base_joint_h100x8.json
     python tools/aot_compile.py --config configs/k400_base.py --target v5litepod-256 \
-        --config.batch_size=2048 --config.mesh.fsdp=8 --save train_step.bin
+        --config.batch_size=2048 --config.mesh.fsdp=8 --num_train_examples=240000 --save train_step.bin
+    # then, on the slice: python tools/train.py --config ... (same flags) --config.aot_executable=train_step.bin
 
 Compiles the config's real train and eval steps (what tools/train.py runs: same shardings, donation, dtypes)
 for TARGET on this machine and prints per device: memory (arguments, outputs, temporaries, aliased, total,
@@ -31,7 +32,10 @@ _TARGET = flags.DEFINE_string("target", None, "v5p-256, v4-128, v5litepod-256, v
 _NUM_HOSTS = flags.DEFINE_integer("num_hosts", 1, "GPU targets: hosts (each with the target's xN GPUs).")
 _STEPS = flags.DEFINE_list("steps", ["train", "eval"], "Which steps to compile: train, eval.")
 _JSON = flags.DEFINE_string("json", None, "Also write the report as JSON to this file.")
-_SAVE = flags.DEFINE_string("save", None, "Also serialize the compiled train step to this file.")
+_SAVE = flags.DEFINE_string("save", None, "Also serialize the compiled train step to this file (for "
+                            "tools/train.py --config.aot_executable=FILE on the target).")
+_NUM_TRAIN = flags.DEFINE_integer("num_train_examples", None, "Training split size, which fixes the compiled "
+                                  "learning-rate schedule; needed with --save.")
 flags.mark_flags_as_required(["config", "target"])
 
 
@@ -45,6 +49,7 @@ def main(argv):
         if unknown:
             raise ValueError(f"--steps: unknown {sorted(unknown)}; expected train and/or eval")
         report = compile_config(_CONFIG.value, target, steps=tuple(_STEPS.value), save=_SAVE.value,
+                                num_train_examples=_NUM_TRAIN.value,
                                 log=lambda message: print(message, file=sys.stderr, flush=True))
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)

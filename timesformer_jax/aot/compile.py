@@ -73,6 +73,7 @@ class AotReport:
     attention_type: str
     attention_impl: str  # what the compiled model uses ("xla" or "cudnn")
     remat: bool
+    remat_policy: str
     steps: dict[str, StepReport]
 
     def to_json(self) -> dict:
@@ -180,9 +181,14 @@ def mesh_for_batch(axis_sizes: dict, batch_sizes: tuple[int, ...], num_devices: 
 
 
 def compile_config(config: ml_collections.ConfigDict, target: Target, *, steps=("train", "eval"),
-                   save: str | Path | None = None, log: Callable[[str], None] = lambda message: None) -> AotReport:
+                   save: str | Path | None = None, num_train_examples: int | None = None,
+                   log: Callable[[str], None] = lambda message: None) -> AotReport:
     """Compile `config`'s train and eval steps (those of `steps`) for `target`. `save`: also serialize the
-    compiled train step there (`load_train_step`)."""
+    compiled train step there, for `tools/train.py --config.aot_executable=FILE` on the target; it needs
+    `num_train_examples` (the training split's size), since the learning-rate schedule is compiled into the step."""
+    if save is not None and not num_train_examples:
+        raise ValueError("saving the compiled train step needs the training split's size (--num_train_examples): "
+                         "the learning-rate schedule, which depends on it, is compiled into the step")
     devices = target_devices(target)
     sizes = mesh_for_batch(dict(config.mesh), (config.batch_size, config.eval_batch_size), len(devices))
     if sizes != dict(zip(MESH_AXES, resolve_mesh_shape(dict(config.mesh), len(devices)))):
@@ -191,7 +197,7 @@ def compile_config(config: ml_collections.ConfigDict, target: Target, *, steps=(
             + " ".join(f"--config.mesh.{axis}={size}" for axis, size in sizes.items()) + ")")
     mesh = create_mesh(sizes, devices=devices)
     optimizer_batch = config.batch_size * config.optimizer.accumulation_steps
-    exp = experiment_without_data(config, mesh, optimizer_batch * NOMINAL_STEPS_PER_EPOCH)
+    exp = experiment_without_data(config, mesh, num_train_examples or optimizer_batch * NOMINAL_STEPS_PER_EPOCH)
     train_step, eval_step = step_functions(exp)
     state = abstract_state(exp)
     train_batch, eval_video = abstract_batches(exp)
@@ -209,29 +215,46 @@ def compile_config(config: ml_collections.ConfigDict, target: Target, *, steps=(
         reports[name] = compile_step(step, args, target, flops, clips)
         log(f"  {reports[name].compile_seconds:.0f} s")
     if save is not None:
-        save_train_step(train_step.lower(state, train_batch).compile(), save)
+        save_train_step(train_step.lower(state, train_batch).compile(), save, executable_meta(exp))
         log(f"compiled train step written to {save}")
     return AotReport(
         target=target.name, device_kind=devices[0].device_kind, num_devices=len(devices), mesh=dict(mesh.shape),
         global_batch=exp.global_batch, eval_batch=exp.eval_global_batch, attention_type=exp.model.attention_type,
-        attention_impl=exp.model.attention_impl or "xla", remat=bool(exp.model.remat), steps=reports)
+        attention_impl=exp.model.attention_impl or "xla", remat=bool(exp.model.remat),
+        remat_policy=exp.model.remat_policy, steps=reports)
 
 
-def save_train_step(compiled: jax.stages.Compiled, path: str | Path) -> None:
-    """Serialize a compiled step (`jax.experimental.serialize_executable`) with its argument / result trees."""
+def executable_meta(exp) -> dict:
+    """What a saved train step was compiled for, checked against the run that loads it."""
+    return {"devices": int(exp.mesh.devices.size), "device_kind": exp.mesh.devices.flat[0].device_kind,
+            "mesh": dict(exp.mesh.shape), "global_batch": exp.global_batch, "steps_per_epoch": exp.steps_per_epoch,
+            "total_steps": exp.total_steps, "model": exp.config.model.to_dict(), "jax": jax.__version__}
+
+
+def save_train_step(compiled: jax.stages.Compiled, path: str | Path, meta: dict) -> None:
+    """Serialize a compiled step (`jax.experimental.serialize_executable`) with its argument / result trees and
+    `meta` (`executable_meta`), written whole or not at all."""
     from jax.experimental.serialize_executable import serialize
 
     payload, in_tree, out_tree = serialize(compiled)
     path = Path(path)
     temporary = path.with_name(path.name + ".partial")
-    temporary.write_bytes(pickle.dumps({"executable": payload, "in_tree": in_tree, "out_tree": out_tree}))
+    temporary.write_bytes(pickle.dumps({"executable": payload, "in_tree": in_tree, "out_tree": out_tree,
+                                        "meta": meta}))
     temporary.replace(path)
 
 
-def load_train_step(path: str | Path) -> jax.stages.Compiled:
-    """The compiled step `save_train_step` wrote, loaded onto this process's devices (the ones it was compiled
-    for: same platform, same count). Only load files you made: unpickling runs code."""
+def load_train_step(path: str | Path, expected_meta: dict | None = None) -> jax.stages.Compiled:
+    """The compiled step `save_train_step` wrote, loaded onto this process's devices. With `expected_meta`
+    (`executable_meta` of the run), a step compiled for anything else (devices, mesh, batch, schedule length,
+    model, jax version) is a ValueError naming the difference. Only load files you made: unpickling runs code."""
     from jax.experimental.serialize_executable import deserialize_and_load
 
     saved = pickle.loads(Path(path).read_bytes())
+    if expected_meta is not None:
+        differences = [f"{key}: compiled for {saved['meta'].get(key)!r}, this run has {value!r}"
+                       for key, value in expected_meta.items() if saved["meta"].get(key) != value]
+        if differences:
+            raise ValueError(f"the compiled train step {path} does not match this run (" + "; ".join(differences)
+                             + "): recompile it with tools/aot_compile.py --save")
     return deserialize_and_load(saved["executable"], saved["in_tree"], saved["out_tree"])

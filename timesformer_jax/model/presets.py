@@ -35,6 +35,10 @@ def check_model_fields(fields: dict) -> None:
         raise ValueError(f"unknown TimeSformer field(s) {unknown}; expected some of {list(MODEL_FIELDS)}")
     if "attention_type" in fields:
         get_scheme(fields["attention_type"])
+    if "remat_policy" in fields:
+        from timesformer_jax.model.timesformer import remat_policy
+
+        remat_policy(fields["remat_policy"])
 
 
 def apply_overrides(fields: dict, overrides: dict) -> dict:

@@ -188,6 +188,7 @@ class TimeSformer(nn.Module):
     drop_path_rate: float = 0.0
     resize_embeddings: bool = True
     remat: bool = False
+    remat_policy: str = "nothing"  # what remat keeps from the forward pass: a REMAT_POLICIES name
     attention_impl: str | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
@@ -295,7 +296,7 @@ class TimeSformer(nn.Module):
 
     def _run_blocks(self, cls: jax.Array, grid: jax.Array, deterministic: bool, capture_attention: bool):
         """The `depth` blocks, drop-path rate rising linearly from 0 to `drop_path_rate` as in the official model."""
-        block_cls = nn.remat(Block, static_argnums=(3, 4)) if self.remat else Block
+        block_cls = nn.remat(Block, static_argnums=(3, 4), policy=remat_policy(self.remat_policy)) if self.remat else Block
         block_fields = {name: getattr(self, name) for name in BLOCK_FIELDS}
         for i, rate in enumerate(np.linspace(0.0, self.drop_path_rate, self.depth)):
             block = block_cls(**block_fields, drop_path_rate=float(rate), name=f"blocks_{i}")
@@ -313,4 +314,20 @@ class TimeSformer(nn.Module):
 
 
 # The TimeSformer fields every block shares (the drop-path rate differs per block).
+# With remat on, what each block keeps for the backward pass (the rest is recomputed): jax.checkpoint_policies.
+REMAT_POLICIES = {
+    "nothing": "nothing_saveable",  # keep only the block inputs: least memory, one extra forward
+    "dots_no_batch": "dots_with_no_batch_dims_saveable",  # keep the weight products (qkv, proj, MLP), recompute
+    # the attention scores and the elementwise work
+    "dots": "dots_saveable",  # keep every matrix product, attention scores included
+}
+
+
+def remat_policy(name: str):
+    """The `jax.checkpoint_policies` function REMAT_POLICIES names; ValueError listing them otherwise."""
+    if name not in REMAT_POLICIES:
+        raise ValueError(f"unknown remat_policy {name!r}; expected one of {sorted(REMAT_POLICIES)}")
+    return getattr(jax.checkpoint_policies, REMAT_POLICIES[name])
+
+
 BLOCK_FIELDS = tuple(f.name for f in dataclasses.fields(Block) if f.name not in ("parent", "name", "drop_path_rate"))

@@ -45,6 +45,7 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.model.drop_path_rate = 0.0
     config.model.dropout_rate = 0.0
     config.model.remat = False
+    config.model.remat_policy = "nothing"  # with remat: what a block keeps (model.timesformer.REMAT_POLICIES)
     # None: cuDNN fused attention on NVIDIA GPUs in bf16, XLA elsewhere; or "xla" / "cudnn"
     config.model.attention_impl = ml_collections.FieldReference(None, field_type=str)
 
@@ -70,6 +71,7 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.label_smoothing = 0.0
     config.seed = 0
     config.shuffle_buffer = 512
+    config.aot_executable = ""  # a train step compiled ahead of time for this run (tools/aot_compile.py --save)
     config.init_checkpoint = ""  # converted checkpoint dir (tools/convert.py) or a ViT/TimeSformer file
     config.eval_every_epochs = 1
     config.eval_aggregation = "logits"  # how a video's views combine: "logits" (summed, as the official test) or "softmax"

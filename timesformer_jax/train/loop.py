@@ -26,7 +26,7 @@ import ml_collections
 
 from timesformer_jax.data.pipeline import eval_dataset, eval_num_batches, train_dataset
 from timesformer_jax.figures import plot_curves
-from timesformer_jax.parallel import global_batch
+from timesformer_jax.parallel import global_batch, sharding_context
 from timesformer_jax.train.checkpointing import BEST_METRIC, Checkpointer
 from timesformer_jax.train.evaluation import evaluate, write_eval_reports
 from timesformer_jax.train.experiment import Experiment, build_experiment, checkpoint_dir, epoch_seed, step_functions
@@ -170,14 +170,30 @@ def _restore_or_initialise(exp: Experiment, checkpointer: Checkpointer, workdir:
     return state, int(state.step)
 
 
+def _precompiled_train_step(exp: Experiment, path: str, log) -> Callable:
+    """The train step `tools/aot_compile.py --save` compiled for this run, instead of compiling it here."""
+    from timesformer_jax.aot.compile import executable_meta, load_train_step
+
+    compiled = load_train_step(path, executable_meta(exp))
+    log(f"train step: the precompiled executable {path}")
+
+    def run(state, batch):
+        with sharding_context(exp.mesh):
+            return compiled(state, batch)
+
+    return run
+
+
 class _TrainingRun:
     """One run's steps, writers and periodic actions between set-up and clean-up (`close`)."""
 
-    def __init__(self, exp: Experiment, workdir: Path, checkpointer: Checkpointer, first_step: int, log):
-        config = exp.config
+    def __init__(self, exp: Experiment, workdir: Path, checkpointer: Checkpointer, first_step: int, log,
+                 train_step: Callable | None = None):
         self.exp, self.workdir, self.checkpointer, self.log = exp, workdir, checkpointer, log
         self.first_step = first_step
         self.train_step, self.eval_step = step_functions(exp)
+        if train_step is not None:
+            self.train_step = train_step
         self.writer = MetricWriter(workdir, resume_step=first_step, enabled=_is_main())
         self.progress = ProgressBar(exp.last_step, exp.global_batch, first_step=first_step, enabled=_is_main())
         self.pending = _PendingMetrics()
@@ -268,6 +284,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     workdir.mkdir(parents=True, exist_ok=True)
     log = log or _print_on_main
     exp = build_experiment(config)
+    precompiled = _precompiled_train_step(exp, config.aot_executable, log) if config.get("aot_executable") else None
     checkpointer = Checkpointer(checkpoint_dir(workdir), max_to_keep=config.checkpoint.keep)
     try:
         state, first_step = _restore_or_initialise(exp, checkpointer, workdir, log)
@@ -278,7 +295,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
         f"{exp.steps_per_epoch} steps of {exp.global_batch} clips per epoch, steps {first_step} -> "
         f"{exp.last_step} of {exp.total_steps}, mesh {dict(exp.mesh.shape)} over {jax.device_count()} "
         f"{jax.devices()[0].platform} device(s) in {jax.process_count()} process(es)")
-    run = _TrainingRun(exp, workdir, checkpointer, first_step, log)
+    run = _TrainingRun(exp, workdir, checkpointer, first_step, log, precompiled)
     started, failure = time.perf_counter(), None
     try:
         state, step, stopped_by = run.train(state, first_step)
