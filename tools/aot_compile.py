@@ -9,7 +9,7 @@
 
 Compiles the config's real train and eval steps (what tools/train.py runs: same shardings, donation, dtypes)
 for TARGET on this machine and prints per device: memory (arguments, outputs, temporaries, aliased, total,
-capacity) and whether it fits, FLOPs per step, the collectives, compile time and a roofline lower bound on step
+capacity) and whether it fits, FLOPs per step, the collectives, compile time and a roofline estimate of step
 time. TARGET: a Cloud TPU accelerator type (v4-128, v5p-256, v5litepod-256, v6e-256), a TPU topology
 (v5p:4x4x8) or a GPU (h100, h200; h100x8 for 8 per host, --num_hosts for more hosts).
 

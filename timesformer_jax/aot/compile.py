@@ -7,8 +7,11 @@ The steps are the training loop's own (`train.experiment.step_functions`: same s
 lowered with sharded `jax.ShapeDtypeStruct` arguments over the target's compile-only devices, so nothing is
 allocated. Per step and per device: XLA's memory analysis (arguments, outputs, temporaries, aliased), whether it
 fits the chip, FLOPs (XLA's count where the backend gives one, else `bench/flops.py`), the collectives in the
-compiled HLO, compile time, and a roofline lower bound on step time from the chip's published peak figures
-(`aot/chips.py`). A compile that runs out of memory is a report that says "does not fit", never an exception.
+compiled HLO, compile time, and a roofline estimate of step time from the chip's published peak figures
+(`aot/chips.py`): the larger of the FLOPs at peak compute (a hard lower bound) and the HBM traffic at peak
+bandwidth, the traffic being XLA's own estimate on TPU ("bytes accessed": every top-level op's operands and
+results) and only the arguments and outputs on GPU, where XLA gives no cost analysis (so GPU rows are the
+compute bound alone, optimistic). A compile that runs out of memory is a report that says "does not fit", never an exception.
 """
 from __future__ import annotations
 
@@ -50,9 +53,11 @@ class StepReport:
     fits: bool
     flops_per_step: float
     flops_source: str  # "xla" | "analytic"
-    roofline_seconds: float  # lower bound on the step's time: max(compute at peak, HBM traffic at peak bandwidth)
-    roofline_bound: str  # "compute" | "memory"
-    hbm_traffic_bytes: float  # per device: XLA's "bytes accessed" where it has one, else arguments + outputs
+    roofline_seconds: float  # max(compute_seconds, memory_seconds): the roofline estimate of the step's time
+    roofline_bound: str  # "compute" | "memory": which term sets it
+    hbm_traffic_bytes: float  # per device: XLA's "bytes accessed" (TPU), else arguments + outputs (GPU)
+    compute_seconds: float  # FLOPs per device at the chip's peak bf16 rate: a hard lower bound
+    memory_seconds: float  # hbm_traffic_bytes at the chip's peak HBM bandwidth
     clips_per_second: float  # clips / roofline_seconds: an upper bound
     compile_seconds: float
     collectives: dict[str, dict[str, int]]
@@ -143,7 +148,8 @@ def compile_step(step, args: tuple, target: Target, analytic_flops: float, clips
                                sizes.get("temporaries", 0), "aliased": 0, "total": total, "capacity": chip.hbm_bytes},
             fits=False, flops_per_step=analytic_flops, flops_source="analytic",
             roofline_seconds=analytic_flops / target.num_devices / chip.peak_bf16_flops, roofline_bound="compute",
-            hbm_traffic_bytes=0.0, clips_per_second=0.0, compile_seconds=time.perf_counter() - started, collectives={},
+            hbm_traffic_bytes=0.0, compute_seconds=analytic_flops / target.num_devices / chip.peak_bf16_flops,
+            memory_seconds=0.0, clips_per_second=0.0, compile_seconds=time.perf_counter() - started, collectives={},
             error=message.strip().splitlines()[0][:500])
     seconds = time.perf_counter() - started
     memory = _memory(compiled, chip.hbm_bytes)
@@ -160,7 +166,7 @@ def compile_step(step, args: tuple, target: Target, analytic_flops: float, clips
     return StepReport(
         memory_per_device=memory, fits=memory["total"] <= memory["capacity"], flops_per_step=flops,
         flops_source=source, roofline_seconds=roofline, roofline_bound="compute" if compute_s >= memory_s else "memory",
-        hbm_traffic_bytes=traffic, clips_per_second=clips / roofline if roofline > 0 else 0.0, compile_seconds=seconds,
+        hbm_traffic_bytes=traffic, compute_seconds=compute_s, memory_seconds=memory_s, clips_per_second=clips / roofline if roofline > 0 else 0.0, compile_seconds=seconds,
         collectives=collectives(compiled.as_text()))
 
 

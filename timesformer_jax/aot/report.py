@@ -30,7 +30,8 @@ def format_report(report: AotReport) -> str:
                      f"{1e3 * step.roofline_seconds:.1f} ({step.roofline_bound})", f"{step.clips_per_second:.0f}",
                      f"{step.compile_seconds:.0f}"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(columns))]
-    lines = [header, "memory per device; FLOPs for the whole step (all devices); roofline: lower bound on step time"]
+    lines = [header, "memory per device; FLOPs for the whole step (all devices); roofline: max(FLOPs at peak, HBM "
+                     "traffic at peak bandwidth) per step"]
     lines += ["  ".join(str(cell).rjust(w) for cell, w in zip(row, widths)) for row in rows]
     for name, step in report.steps.items():
         lines.append(f"{name} collectives: {_collectives(step.collectives)}")
