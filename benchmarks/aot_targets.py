@@ -125,10 +125,10 @@ def _attention(out: Path) -> None:
 
 
 def _remat(out: Path) -> None:
-    """Remat off and each policy for the two long-clip settings, on one H100 (memory) and a v5p-8 (memory, and
-    FLOPs: XLA's TPU count includes the recomputation)."""
-    for name, per_device in (("k400_large", 1), ("k400_hr", 2)):
-        for target in ("h100", "v5p-8"):
+    """Remat off and each policy for the two long-clip settings on one H100 (memory), and for TimeSformer-L on a
+    v5p-8 (memory, and FLOPs: XLA's TPU count includes the recomputation)."""
+    for name, per_device, targets in (("k400_large", 1, ("h100", "v5p-8")), ("k400_hr", 2, ("h100",))):
+        for target in targets:
             devices = 1 if target == "h100" else 4
             for policy in ("off", "nothing", "dots_no_batch", "dots"):
                 config = _config(name, "divided_space_time", per_device * devices, policy != "off")
@@ -149,28 +149,38 @@ def _ms(data: dict, step: dict, term: str) -> str:
     return f"{1e3 * step[f'{term}_seconds']:.1f}"
 
 
-def write_table(out: Path) -> str:
-    """OUT/table.md from every case JSON in OUT."""
+GROUPS = (("k400_", "The paper's settings (train step)"), ("attn_", "XLA against cuDNN attention, batch 8, one H100"),
+          ("frames", "Longest clip at batch 8 on one H100 (bisection over frame counts)"),
+          ("remat_", "Remat policies"))
+
+
+def _row(data: dict) -> str:
     gib = 1 << 30
-    rows = ["| config | scheme | attention | target | mesh (data/fsdp/tensor) | clips/device | remat | memory/device "
-            "GiB (capacity) | fits | TFLOP/step | compute-bound step ms | HBM-traffic step ms | compile s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for path in sorted(out.glob("*.json")):
-        data = json.loads(path.read_text())
-        train = data["steps"].get("train")
-        if train is None:
-            continue
-        mesh = data["mesh"]
-        batch_devices = mesh["data"] * mesh["fsdp"]
-        memory = train["memory_per_device"]
-        rows.append(
-            f"| {data['config'].split('-')[0]} {data['num_frames']}x{data['image_size']} | {data['attention_type']} | "
-            f"{data.get('attention_impl', 'xla')} | {data['target']} | "
-            f"{mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | {data['global_batch'] / batch_devices:g} | "
-            f"{('on, ' + data.get('remat_policy', 'nothing')) if data['remat'] else 'off'} | {memory['total'] / gib:.2f} ({memory['capacity'] / gib:.0f}) | "
-            f"{'yes' if train['fits'] else 'NO'} | {train['flops_per_step'] / 1e12:.1f} ({train['flops_source']}) | "
-            f"{_ms(data, train, 'compute')} | {_ms(data, train, 'memory')} | {train['compile_seconds']:.0f} |")
-    table = "\n".join(rows) + "\n"
+    train = data["steps"]["train"]
+    mesh = data["mesh"]
+    memory = train["memory_per_device"]
+    remat = f"on, {data.get('remat_policy', 'nothing')}" if data["remat"] else "off"
+    return (f"| {data['config'].split('-')[0]} {data['num_frames']}x{data['image_size']} | {data['attention_type']} | "
+            f"{data.get('attention_impl', 'xla')} | {data['target']} | {mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | "
+            f"{data['global_batch'] / (mesh['data'] * mesh['fsdp']):g} | {remat} | "
+            f"{memory['total'] / gib:.2f} ({memory['capacity'] / gib:.0f}) | {'yes' if train['fits'] else 'NO'} | "
+            f"{train['flops_per_step'] / 1e12:.1f} ({train['flops_source']}) | {_ms(data, train, 'compute')} | "
+            f"{_ms(data, train, 'memory') if train['flops_source'] == 'xla' else 'n/a'} | {train['compile_seconds']:.0f} |")
+
+
+def write_table(out: Path) -> str:
+    """OUT/table.md from the case JSONs in OUT (those this script wrote), one table per group of cases."""
+    header = ("| config | scheme | attention | target | mesh (data/fsdp/tensor) | clips/device | remat | memory/device "
+              "GiB (capacity) | fits | TFLOP/step | compute-bound step ms | HBM-traffic step ms | compile s |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    cases = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    cases = [c for c in cases if "case" in c and "train" in c["steps"]]
+    sections = []
+    for prefix, title in GROUPS:
+        rows = [_row(c) for c in cases if c["case"].startswith(prefix)]
+        if rows:
+            sections.append(f"### {title}\n\n{header}\n" + "\n".join(rows) + "\n")
+    table = "\n".join(sections)
     (out / "table.md").write_text(table)
     return table
 

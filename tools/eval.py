@@ -23,6 +23,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # TFDS's per-read INFO lines would drown the progress bar
     initialize_from_flags(_DISTRIBUTED_FLAGS)
+    from timesformer_jax.train.checkpointing import DamagedCheckpointError
     from timesformer_jax.train.loop import evaluate_checkpoint
 
     step = _STEP.value
@@ -31,7 +32,7 @@ def main(argv):
         return 1
     try:
         step, metrics = evaluate_checkpoint(_CONFIG.value, _WORKDIR.value, step)
-    except (ValueError, FileNotFoundError) as e:
+    except (DamagedCheckpointError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(json.dumps({"step": step, **{k: round(v, 6) for k, v in metrics.items()}}, indent=2))

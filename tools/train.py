@@ -26,11 +26,12 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # TFDS's per-read INFO lines would drown the progress bar
     initialize_from_flags(_DISTRIBUTED_FLAGS)
+    from timesformer_jax.train.checkpointing import DamagedCheckpointError
     from timesformer_jax.train.loop import NonFiniteLossError, train_and_evaluate
 
     try:
         summary = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except (NonFiniteLossError, ValueError, FileNotFoundError) as e:
+    except (NonFiniteLossError, DamagedCheckpointError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if summary.stopped_by in ("SIGTERM", "SIGINT"):

@@ -3,6 +3,7 @@
     DIR/
       timesformer.json   {"format": ..., "model": {TimeSformer fields}, "conversion": {source, report, ...}}
       params/            orbax StandardCheckpointer tree, the `params` collection of `TimeSformer.init`
+      manifest.json      SHA-256 of every file above (`integrity.py`), verified before anything is read
 
 `timesformer_jax.load_pretrained(DIR)` loads it; training configs name DIR as their initialisation and restore
 `params/` straight onto their shardings (`load_converted(DIR, abstract_params)`).
@@ -20,6 +21,8 @@ import tempfile
 from pathlib import Path
 
 import orbax.checkpoint as ocp
+
+from timesformer_jax.integrity import has_manifest, verify_manifest, write_manifest
 
 FORMAT = "timesformer_jax/converted-v1"
 CONFIG_FILE = "timesformer.json"
@@ -53,6 +56,7 @@ def save_converted(directory: str | Path, fields: dict, params, metadata: dict, 
         model = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items() if k in ARCHITECTURE_FIELDS}
         config = {"format": FORMAT, "model": model, "conversion": metadata}
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        write_manifest(staging)
         if directory.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
             directory.rename(retired / "old")
@@ -69,7 +73,10 @@ def save_converted(directory: str | Path, fields: dict, params, metadata: dict, 
 def read_converted_config(directory: str | Path) -> dict:
     """The contents of `timesformer.json`, with `model` fields ready for `TimeSformer(**fields)`."""
     path = Path(directory) / CONFIG_FILE
-    config = json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}): the converted checkpoint is damaged; convert it again") from None
     if config.get("format") != FORMAT:
         raise ValueError(f"{path}: format {config.get('format')!r} is not {FORMAT!r}")
     model = config["model"]
@@ -85,6 +92,11 @@ def load_converted(directory: str | Path, abstract_params=None):
     default the stored arrays come back as host NumPy arrays.
     """
     directory = Path(directory).absolute()
+    if has_manifest(directory):  # converted before manifests existed: nothing to check against
+        problem = verify_manifest(directory)
+        if problem is not None:
+            raise ValueError(f"the converted checkpoint {directory} is damaged ({problem}); convert it again "
+                             "(tools/convert.py)")
     config = read_converted_config(directory)
     checkpointer = ocp.StandardCheckpointer()
     try:

@@ -5,25 +5,60 @@
 `meta` is a JSON dict (data position, history) saved with the state. Saves made after an evaluation carry its
 metrics; the one with the highest `BEST_METRIC` is kept even when it falls out of the last K. Restoring takes
 the *target* shardings, so a run saved on one mesh shape resumes on another.
+
+Integrity: every step carries `manifest.json` (SHA-256 of each file of `state/` and `meta/`, `integrity.py`),
+written after orbax has written everything and before it commits the step. A restore verifies it, restores, and
+checks that every restored value is finite; `restore_intact` falls back from a damaged step to the newest intact
+one, moving the damaged one to `<checkpoints>.damaged/` for inspection.
 """
 from __future__ import annotations
 
+import collections
+import threading
+import time
 from pathlib import Path
+from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
+from timesformer_jax.integrity import has_manifest, verify_manifest, write_manifest
+
 BEST_METRIC = "video_top1"
+
+
+ITEMS = ("state", "meta")
 
 
 def _best_metric(metrics: dict) -> float:
     return float(metrics[BEST_METRIC])
 
 
+class DamagedCheckpointError(RuntimeError):
+    """A checkpoint failed verification, could not be read, or holds non-finite values; or none is intact."""
+
+
+def non_finite_report(tree) -> str | None:
+    """None when every floating-point value of `tree` is finite; else "<count> non-finite values in <leaf>"."""
+    bad = []
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            count = int(jnp.size(leaf) - jnp.isfinite(leaf).sum())
+            if count:
+                bad.append((jax.tree_util.keystr(path), count))
+    if not bad:
+        return None
+    total = sum(count for _, count in bad)
+    return f"{total} non-finite values, first in {bad[0][0]}" + (f" and {len(bad) - 1} more arrays" if len(bad) > 1 else "")
+
+
 class Checkpointer:
     def __init__(self, directory: str | Path, max_to_keep: int = 3, save_interval_steps: int = 1):
         self.directory = Path(directory).absolute()
+        self._unsealed: collections.deque[int] = collections.deque()  # saves started, not yet sealed (in order)
+        self._unsealed_lock = threading.Lock()
         keep = checkpoint_managers.AnyPreservationPolicy([
             checkpoint_managers.LatestN(n=max_to_keep),
             checkpoint_managers.BestN(get_metric_fn=_best_metric, n=1, keep_checkpoints_without_metrics=False),
@@ -33,17 +68,34 @@ class Checkpointer:
             item_names=("state", "meta"),
             options=ocp.CheckpointManagerOptions(
                 save_interval_steps=save_interval_steps, preservation_policy=keep, best_fn=_best_metric,
-                best_mode="max",
+                best_mode="max", async_options=ocp.AsyncOptions(post_finalization_callback=self._seal),
             ),
         )
 
     def save(self, step: int, state, meta: dict, force: bool = False, metrics: dict | None = None) -> bool:
         """Start an async save (returns whether one was started: interval, or `force`). `metrics` (with
         BEST_METRIC) rank it for keep-the-best."""
-        return self.manager.save(
+        with self._unsealed_lock:
+            self._unsealed.append(step)
+        started = self.manager.save(
             step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
             force=force, metrics=metrics,
         )
+        if not started:
+            with self._unsealed_lock:
+                self._unsealed.remove(step)
+        return started
+
+    def _seal(self) -> None:
+        """orbax's post-finalization callback (background thread, one save at a time, in order): every file of
+        the oldest unsealed step is written and it is not committed yet. Write its manifest into the temporary
+        directory (main process only)."""
+        with self._unsealed_lock:
+            step = self._unsealed.popleft() if self._unsealed else None
+        if step is None or jax.process_index() != 0:
+            return
+        pending = sorted(self.directory.glob(f"{step}.orbax-checkpoint-tmp*")) or [self.directory / str(step)]
+        write_manifest(pending[0], ITEMS)
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -69,18 +121,87 @@ class Checkpointer:
         """Multi-host runs: every host reached the preemption sync point (jax.distributed's notice)."""
         return self.manager.reached_preemption(step)
 
+    def problem(self, step: int, abstract_state, shardings):
+        """(None, (state, meta)) when checkpoint `step` verifies, restores and is finite; else (what is wrong,
+        None). A step without a manifest (saved before manifests existed) is only restored and checked finite."""
+        directory = self.directory / str(step)
+        if has_manifest(directory):
+            problem = verify_manifest(directory)
+            if problem is not None:
+                return problem, None
+        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
+        try:
+            restored = self.manager.restore(
+                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+        except Exception as e:  # TensorStore, orbax and JSON errors alike: the file cannot be read as saved
+            first_line = (str(e).strip().splitlines() or [""])[0][:200]
+            return f"cannot be read: {type(e).__name__}: {first_line}", None
+        if not isinstance(restored.meta, dict):
+            return "meta is not a JSON object", None
+        non_finite = non_finite_report(restored.state)
+        if non_finite is not None:
+            return non_finite, None
+        return None, (restored.state, restored.meta)
+
     def restore(self, abstract_state, shardings, step: int | None = None):
-        """(state on `shardings`, meta) of `step` (default: the latest), or None when there is no checkpoint."""
+        """(state on `shardings`, meta) of `step` (default: the latest), or None when there is no checkpoint.
+        DamagedCheckpointError (one line, naming the step and the problem) when it does not verify."""
         step = self.latest_step() if step is None else step
         if step is None:
             return None
         if step not in self.manager.all_steps():
             raise FileNotFoundError(f"no checkpoint for step {step} in {self.directory}; have {self.all_steps()}")
-        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
-        restored = self.manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
-        )
-        return restored.state, restored.meta
+        problem, restored = self.problem(step, abstract_state, shardings)
+        if problem is not None:
+            raise DamagedCheckpointError(f"checkpoint {step} in {self.directory} is damaged ({problem})")
+        return restored
+
+    def restore_intact(self, abstract_state, shardings, log: Callable[[str], None]):
+        """(state, meta) of the newest checkpoint that verifies, or None when there is none at all. Each damaged
+        newer one is reported in one line and moved to `<checkpoints>.damaged/<step>-<time>`; when every one is
+        damaged, DamagedCheckpointError names each checkpoint and why it was rejected."""
+        rejected = []
+        found = None
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            problem, restored = self.problem(step, abstract_state, shardings)
+            if problem is None:
+                found = (step, restored)
+                break
+            rejected.append((step, problem))
+        for step, problem in rejected:
+            aside = self._move_aside(step)
+            target = f"resuming from {found[0]}" if found else "no intact checkpoint left"
+            log(f"checkpoint {step} in {self.directory} is damaged ({problem}): {target}; moved to {aside}")
+        if rejected:
+            self._sync_and_reload()
+        if found is None and rejected:
+            raise DamagedCheckpointError(
+                f"no intact checkpoint in {self.directory}: " + "; ".join(f"{step} ({why})" for step, why in rejected)
+                + f". They were moved to {self.damaged_directory} for inspection; delete the workdir's checkpoints "
+                "or point --workdir elsewhere to start afresh")
+        return None if found is None else found[1]
+
+    @property
+    def damaged_directory(self) -> Path:
+        return self.directory.with_name(self.directory.name + ".damaged")
+
+    def _move_aside(self, step: int) -> Path:
+        aside = self.damaged_directory / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if jax.process_index() == 0:
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            suffix = 0
+            while aside.exists():
+                suffix += 1
+                aside = aside.with_name(f"{step}-{time.strftime('%Y%m%d-%H%M%S')}-{suffix}")
+            (self.directory / str(step)).rename(aside)
+        return aside
+
+    def _sync_and_reload(self) -> None:
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("checkpoints moved aside")
+        self.manager.reload()
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

@@ -122,9 +122,10 @@ def sum_over_hosts(counts: EvalCounts) -> EvalCounts:
 
 
 def evaluate(eval_step, params, batches: Iterable[dict], mesh, num_classes: int, aggregation: str = "logits",
-             progress=None) -> EvalResult:
+             progress=None, should_stop=None) -> EvalResult | None:
     """Run `eval_step(params, video) -> logits` over host batches from `eval_dataset` and score them.
-    `progress(i)` is called after each batch."""
+    `progress(i)` is called after each batch; when `should_stop()` turns true after one (a signal, one process
+    only: every host must run every batch), the evaluation is abandoned and None returned."""
     sharding = batch_sharding(mesh)
     logits, labels, example_index = [], [], []
     for i, batch in enumerate(batches):
@@ -137,6 +138,8 @@ def evaluate(eval_step, params, batches: Iterable[dict], mesh, num_classes: int,
         example_index.append(np.asarray(batch["example_index"])[keep])
         if progress is not None:
             progress(i + 1)
+        if should_stop is not None and should_stop():
+            return None
     if logits:
         counts = count_predictions(np.concatenate(logits), np.concatenate(labels), np.concatenate(example_index),
                                    num_classes, aggregation)

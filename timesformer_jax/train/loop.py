@@ -93,15 +93,20 @@ def _initial_state(exp: Experiment, log: Callable[[str], None]):
                               shardings=exp.shardings)
 
 
-def run_evaluation(exp: Experiment, params, eval_step, step: int, directory: Path, log: Callable[[str], None]):
-    """Evaluate `params` on the eval split; write reports to `directory` (process 0). Returns metrics."""
+def run_evaluation(exp: Experiment, params, eval_step, step: int, directory: Path, log: Callable[[str], None],
+                   should_stop: Callable[[], bool] | None = None):
+    """Evaluate `params` on the eval split; write reports to `directory` (process 0). Returns metrics, or None
+    when `should_stop()` turned true first (single process)."""
     split = exp.config.dataset.eval_split
     num_batches = eval_num_batches(exp.num_examples(split), jax.process_count(), exp.clip.num_views,
                                    exp.eval_local_batch)
     batches = eval_dataset(exp.builder, split, exp.eval_local_batch, exp.clip, num_batches=num_batches)
     started = time.perf_counter()
     result = evaluate(eval_step, params, batches.as_numpy_iterator(), exp.mesh, len(exp.class_names),
-                      exp.config.eval_aggregation)
+                      exp.config.eval_aggregation, should_stop=should_stop if jax.process_count() == 1 else None)
+    if result is None:
+        log(f"evaluation at step {step} abandoned after {time.perf_counter() - started:.1f}s: stop requested")
+        return None
     metrics = result.metrics()
     log(f"eval at step {step}: {result.num_videos} videos x {exp.clip.num_views} views in "
         f"{time.perf_counter() - started:.1f}s: video top-1 {100 * metrics['video_top1']:.2f}% "
@@ -157,7 +162,7 @@ def due_actions(config: ml_collections.ConfigDict, exp: Experiment, step: int, s
 
 def _restore_or_initialise(exp: Experiment, checkpointer: Checkpointer, workdir: Path, log) -> tuple:
     """(state, first step): the latest checkpoint of `workdir`, else a fresh (or pretrained) initialisation."""
-    restored = checkpointer.restore(exp.abstract, exp.shardings)
+    restored = checkpointer.restore_intact(exp.abstract, exp.shardings, log)
     if restored is None:
         if _is_main():
             (workdir / "config.json").write_text(exp.config.to_json_best_effort(indent=2) + "\n")
@@ -200,6 +205,7 @@ class _TrainingRun:
         self.meta = {"steps_per_epoch": exp.steps_per_epoch, "global_batch": exp.global_batch,
                      "class_names": exp.class_names}
         self.eval_metrics: dict | None = None
+        self.stop = None  # the StopRequest while `train` runs
         self.latest_step: int | None = None  # known after `close`
         self.best_step: int | None = None
 
@@ -215,19 +221,24 @@ class _TrainingRun:
         )
         return batches.take(min(exp.steps_per_epoch, exp.last_step - epoch * exp.steps_per_epoch) - in_epoch)
 
-    def train(self, state, step: int) -> tuple:
-        """Steps from `step` to the last one, or to a stop request. Returns (state, step, stopped_by)."""
-        with stop_on_signals() as stop:
-            while step < self.exp.last_step:
-                for batch in self.epoch_batches(step).as_numpy_iterator():
-                    state, metrics = self.train_step(state, global_batch(batch, self.exp.mesh))
-                    step += 1
-                    self.pending.add(step, metrics)
-                    stopped_by = self._stop_reason(stop, step)
-                    self.act(due_actions(self.exp.config, self.exp, step, stopping=stopped_by is not None),
-                             state, step)
-                    if stopped_by:
-                        return state, step, stopped_by
+    def train(self, state, step: int, stop) -> tuple:
+        """Steps from `step` to the last one, or to a stop request (`stop`, a StopRequest). Returns (state, step,
+        stopped_by)."""
+        self.stop = stop
+        while step < self.exp.last_step:
+            for batch in self.epoch_batches(step).as_numpy_iterator():
+                state, metrics = self.train_step(state, global_batch(batch, self.exp.mesh))
+                step += 1
+                self.pending.add(step, metrics)
+                stopped_by = self._stop_reason(stop, step)
+                due = due_actions(self.exp.config, self.exp, step, stopping=stopped_by is not None)
+                self.act(due, state, step)
+                if stopped_by is None and stop.requested:  # the signal came during this step's evaluation or
+                    stopped_by = stop.signal_name  # save: stop here, with the state saved
+                    if not due.save:
+                        self.act(DueActions(log=True, evaluate=False, save=True), state, step)
+                if stopped_by:
+                    return state, step, stopped_by
         return state, step, None
 
     def _stop_reason(self, stop, step: int) -> str | None:
@@ -240,10 +251,12 @@ class _TrainingRun:
     def act(self, due: DueActions, state, step: int) -> None:
         if due.log:
             self._log_train(step)
+        evaluated = None
         if due.evaluate:
-            self.eval_metrics = self._evaluate(state, step)
+            evaluated = self._evaluate(state, step)  # None: abandoned for a stop request
+            self.eval_metrics = evaluated if evaluated is not None else self.eval_metrics
         if due.save:
-            metrics = {BEST_METRIC: self.eval_metrics[BEST_METRIC]} if due.evaluate else None
+            metrics = {BEST_METRIC: evaluated[BEST_METRIC]} if evaluated is not None else None
             self.checkpointer.save(step, state, self.meta, force=True, metrics=metrics)
 
     def _log_train(self, step: int) -> None:
@@ -257,7 +270,10 @@ class _TrainingRun:
         exp = self.exp
         self.progress.message(f"evaluating at step {step} ...")
         metrics = run_evaluation(exp, state.params, self.eval_step, step, self.workdir / EVAL_DIR,
-                                 self.progress.message)
+                                 self.progress.message, should_stop=lambda: self.stop.requested)
+        if metrics is None:
+            self.progress.restart_clock()
+            return None
         self.writer.write(step, "eval", metrics)
         if _is_main():
             plot_curves(read_history(self.workdir), self.workdir / CURVES_FILE,
@@ -297,12 +313,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
         f"{jax.devices()[0].platform} device(s) in {jax.process_count()} process(es)")
     run = _TrainingRun(exp, workdir, checkpointer, first_step, log, precompiled)
     started, failure = time.perf_counter(), None
-    try:
-        state, step, stopped_by = run.train(state, first_step)
-    except NonFiniteLossError as e:
-        failure = e
-    finally:
-        run.close()
+    # Signals are caught from the first step to the last save written, so a stop request during the final
+    # evaluation or save also ends in a saved checkpoint and the "stopped by" line, never a killed process.
+    with stop_on_signals() as stop:
+        try:
+            state, step, stopped_by = run.train(state, first_step, stop)
+        except NonFiniteLossError as e:
+            failure = e
+        finally:
+            run.close()
+        stopped_by = stopped_by or stop.signal_name if failure is None else None
     if failure is not None:
         kept = run.latest_step
         raise NonFiniteLossError(
