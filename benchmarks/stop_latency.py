@@ -39,7 +39,14 @@ def _trial(command: list[str], trigger, signum: int, delay: float) -> dict:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                                env={**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)
+    stamps: list[float] = []
+
+    def read():
+        for line in iter(process.stdout.readline, ""):
+            stamps.append(time.perf_counter())
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     started = time.perf_counter()
     while not trigger(lines) and process.poll() is None and time.perf_counter() - started < 600:
@@ -50,9 +57,11 @@ def _trial(command: list[str], trigger, signum: int, delay: float) -> dict:
     sent = time.perf_counter()
     process.send_signal(signum)
     code = process.wait(timeout=600)
+    exited = time.perf_counter()
     reader.join(timeout=5)
-    text = "".join(lines)
-    return {"seconds": time.perf_counter() - sent, "code": code, "stopped_line": "stopped by" in text}
+    stopped = [t for t, line in zip(stamps, lines) if "stopped by" in line]
+    return {"to_exit_s": round(exited - sent, 2), "to_stopped_line_s": round(stopped[0] - sent, 2) if stopped else None,
+            "code": code}
 
 
 def main(argv):
