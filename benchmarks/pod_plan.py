@@ -25,7 +25,7 @@ _CORE_RATE = flags.DEFINE_float("clips_per_core", 37.4, "Input clips/s per host 
 _HOSTS = flags.DEFINE_integer("hosts", 32, "Hosts of the slice (v5p-256: 32 VMs of 4 chips).")
 _HOST_CORES = flags.DEFINE_integer("host_cores", 208, "vCPUs per host (v5p VM: 208).")
 _MFU = flags.DEFINE_list("mfu", ["0.3", "0.5"], "Model FLOP utilisations to translate the compute bound at.")
-_CKPT_GBPS = flags.DEFINE_float("checkpoint_gb_per_s", 1.0, "Assumed write bandwidth per host to the bucket.")
+_CKPT_GBPS = flags.DEFINE_float("checkpoint_gb_per_s", 1.0, "Assumed write bandwidth of one host to storage.")
 flags.mark_flags_as_required(["report"])
 
 
@@ -51,7 +51,7 @@ def plan(report: dict, mfu: float) -> dict:
         "eval_minutes": _EVALS.value * eval_steps * eval_step_s / 60,
         "clips_per_second": clips_per_s, "clips_per_second_per_host": clips_per_s / _HOSTS.value,
         "cores_per_host_for_input": clips_per_s / _HOSTS.value / _CORE_RATE.value,
-        "checkpoint_seconds": state_bytes / _HOSTS.value / (_CKPT_GBPS.value * 1e9),
+        "checkpoint_seconds": state_bytes / (_CKPT_GBPS.value * 1e9),  # one writer: replicated state
         "state_gb": state_bytes / 1e9,
     }
 
@@ -65,10 +65,10 @@ def main(argv):
     for mfu in (float(m) for m in _MFU.value):
         p = plan(report, mfu)
         print(f"MFU {mfu:.0%}: {p['steps']} steps of {1e3 * p['step_seconds']:.0f} ms = {p['train_minutes']:.1f} "
-              f"min training + {p['eval_minutes']:.1f} min evaluation; input {p['clips_per_second']:.0f} clips/s = "
+              f"min training + {60 * p['eval_minutes']:.1f} s evaluation; input {p['clips_per_second']:.0f} clips/s = "
               f"{p['clips_per_second_per_host']:.0f} per host = {p['cores_per_host_for_input']:.1f} of "
               f"{_HOST_CORES.value} cores at {_CORE_RATE.value} clips/s/core; a checkpoint ({p['state_gb']:.2f} GB "
-              f"of state) {p['checkpoint_seconds']:.2f} s per host at {_CKPT_GBPS.value} GB/s")
+              f"of state) {p['checkpoint_seconds']:.1f} s from one host at {_CKPT_GBPS.value} GB/s, asynchronous")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ def format_report(report: AotReport) -> str:
     lines += ["  ".join(str(cell).rjust(w) for cell, w in zip(row, widths)) for row in rows]
     for name, step in report.steps.items():
         lines.append(f"{name} collectives: {_collectives(step.collectives)}")
+        if step.xla_rematerialized_ops:
+            lines.append(f"{name}: XLA rematerialized {step.xla_rematerialized_ops} instructions to fit the device: "
+                         "it fits only by recomputing more than the FLOPs above count")
         if step.error:
             lines.append(f"{name}: does not fit: {step.error}")
     return "\n".join(lines)
