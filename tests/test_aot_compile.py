@@ -161,6 +161,8 @@ def test_a_saved_compiled_step_runs_after_loading(tmp_path):
 
     x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 16)), jnp.float32)
     w = jnp.asarray(np.random.default_rng(1).normal(size=(16, 4)), jnp.float32)
-    save_train_step(jax.jit(step).lower(x, w).compile(), tmp_path / "step.bin")
-    loaded = load_train_step(tmp_path / "step.bin")
+    save_train_step(jax.jit(step).lower(x, w).compile(), tmp_path / "step.bin", {"global_batch": 8})
+    loaded = load_train_step(tmp_path / "step.bin", {"global_batch": 8})
     np.testing.assert_array_equal(np.asarray(loaded(x, w)), np.asarray(jax.jit(step)(x, w)))
+    with pytest.raises(ValueError, match="global_batch: compiled for 8, this run has 16"):
+        load_train_step(tmp_path / "step.bin", {"global_batch": 16})
