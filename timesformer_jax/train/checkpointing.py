@@ -37,7 +37,7 @@ def _best_metric(metrics: dict) -> float:
     return float(metrics[BEST_METRIC])
 
 
-class DamagedCheckpointError(RuntimeError):
+class DamagedCheckpointError(ValueError):
     """A checkpoint failed verification, could not be read, or holds non-finite values; or none is intact."""
 
 
