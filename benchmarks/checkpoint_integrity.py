@@ -31,7 +31,7 @@ def main(argv):
 
     from timesformer_jax.integrity import verify_manifest, write_manifest
     from timesformer_jax.model import create_model
-    from timesformer_jax.parallel import create_mesh
+    from timesformer_jax.parallel import create_mesh, with_shardings
     from timesformer_jax.train.checkpointing import ITEMS, Checkpointer
     from timesformer_jax.train.optimizer import OptimizerConfig, create_optimizer
     from timesformer_jax.train.state import create_train_state, state_shardings
@@ -63,7 +63,7 @@ def main(argv):
         restored, _ = checkpointer.restore(abstract, shardings, step=1)
         jax.block_until_ready(restored)
         times["restore (ours)"].append(time.perf_counter() - started)
-        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+        target = with_shardings(abstract, shardings)
         started = time.perf_counter()
         plain = checkpointer.manager.restore(1, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
         jax.block_until_ready(plain.state)

@@ -4,6 +4,7 @@
   `timesformer_jax.bench.reference.import_torchvision_without_c_ops` for why).
 * `run_on_devices`: run a script in a fresh Python with N simulated CPU devices (the device count is fixed when
   JAX's backend starts, so tests that need a mesh of 8 run in a subprocess).
+* `data_dir`: the CI-size generated dataset, prepared once per test process.
 * The `slow` marker: `pytest -m "not slow"` skips the tests that train, build datasets or compile large models.
 """
 import os
@@ -40,3 +41,14 @@ def run_on_devices():
         return result.stdout
 
     return run
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """The CI-size generated dataset (`synthetic_motion/ci`), prepared once per test process for the tests that
+    train on it."""
+    from timesformer_jax.data.builders import dataset_builder
+
+    directory = tmp_path_factory.mktemp("tfds")
+    dataset_builder("synthetic_motion", str(directory), "ci").download_and_prepare()
+    return directory

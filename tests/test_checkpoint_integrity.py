@@ -18,20 +18,12 @@ import jax
 import numpy as np
 import pytest
 
-from timesformer_jax.data.builders import dataset_builder
 from timesformer_jax.integrity import MANIFEST_FILE, verify_manifest, write_manifest
 from timesformer_jax.train.checkpointing import DamagedCheckpointError
 from timesformer_jax.train.config import load_config_file
 from timesformer_jax.train.loop import train_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tfds")
-    dataset_builder("synthetic_motion", str(directory), "ci").download_and_prepare()
-    return directory
 
 
 def tiny_config(data_dir, max_steps):

@@ -12,7 +12,6 @@ import jax
 import numpy as np
 import pytest
 
-from timesformer_jax.data.builders import dataset_builder
 from timesformer_jax.train.checkpointing import Checkpointer
 from timesformer_jax.train.config import load_config_file
 from timesformer_jax.train.experiment import build_experiment, checkpoint_dir
@@ -24,13 +23,6 @@ LEARN_EPOCHS = 30
 
 def load_config(name: str, arg: str):
     return load_config_file(REPO / "configs" / f"{name}.py", arg)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tfds")
-    dataset_builder("synthetic_motion", str(directory), "ci").download_and_prepare()
-    return directory
 
 
 def tiny_config(data_dir, attention_type="divided_space_time", **top_level):

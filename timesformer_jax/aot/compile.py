@@ -28,7 +28,9 @@ import ml_collections
 
 from timesformer_jax.aot.collectives import collectives
 from timesformer_jax.aot.targets import Target, target_devices
+from timesformer_jax.bench.compiled import CompiledCost, compiled_cost
 from timesformer_jax.bench.flops import forward_flops
+from timesformer_jax.integrity import write_atomically
 from timesformer_jax.parallel import create_mesh
 from timesformer_jax.parallel.mesh import MESH_AXES, resolve_mesh_shape
 from timesformer_jax.train.config import model_fields
@@ -91,23 +93,11 @@ class AotReport:
         return data
 
 
-def _memory(compiled, capacity: int) -> dict[str, int]:
-    stats = compiled.memory_analysis()
-    memory = {"arguments": int(stats.argument_size_in_bytes), "outputs": int(stats.output_size_in_bytes),
-              "temporaries": int(stats.temp_size_in_bytes), "aliased": int(stats.alias_size_in_bytes)}
-    # Donated buffers that outputs reuse are counted in both arguments and outputs: count them once. Generated
-    # code lives in HBM too.
-    memory["total"] = (memory["arguments"] + memory["outputs"] + memory["temporaries"] - memory["aliased"]
-                       + int(stats.generated_code_size_in_bytes))
-    memory["capacity"] = capacity
-    return memory
-
-
-def _xla_costs(compiled) -> dict:
-    costs = compiled.cost_analysis()
-    if isinstance(costs, (list, tuple)):
-        costs = costs[0] if costs else None
-    return costs or {}
+def _memory(cost: CompiledCost, capacity: int) -> dict[str, int]:
+    # Donated buffers that outputs reuse are counted in both arguments and outputs: counted once (`peak_bytes`).
+    # Generated code lives in HBM too.
+    return {"arguments": cost.argument_bytes, "outputs": cost.output_bytes, "temporaries": cost.temp_bytes,
+            "aliased": cost.alias_bytes, "total": cost.peak_bytes + cost.code_bytes, "capacity": capacity}
 
 
 def _oom_sizes(message: str) -> dict[str, int]:
@@ -137,9 +127,11 @@ def argument_bytes_per_device(args) -> int:
     return total
 
 
-def compile_step(step, args: tuple, target: Target, analytic_flops: float, clips: int) -> StepReport:
-    """Compile `step` (a jitted step with `.lower`) for sharded abstract `args` on `target` and report on it.
-    `analytic_flops`: our count for the whole step, used when the backend gives none (GPU)."""
+def compile_step(step, args: tuple, target: Target, analytic_flops: float,
+                 clips: int) -> tuple[StepReport, jax.stages.Compiled | None]:
+    """Compile `step` (a jitted step with `.lower`) for sharded abstract `args` on `target`: (the report, the
+    compiled executable, None when the compiler refused it for memory). `analytic_flops`: our count for the whole
+    step, used when the backend gives none (GPU)."""
     chip = target.chip
     started = time.perf_counter()
     lowered = step.lower(*args)
@@ -152,32 +144,34 @@ def compile_step(step, args: tuple, target: Target, analytic_flops: float, clips
         sizes = _oom_sizes(message)
         arguments = sizes.get("arguments", argument_bytes_per_device(args))
         total = sizes.get("total", sizes.get("temporaries", 0) + arguments)
+        compute_s = analytic_flops / target.num_devices / chip.peak_bf16_flops
         return StepReport(
             memory_per_device={"arguments": arguments, "outputs": 0, "temporaries":
                                sizes.get("temporaries", 0), "aliased": 0, "total": total, "capacity": chip.hbm_bytes},
             fits=False, flops_per_step=analytic_flops, flops_source="analytic",
-            roofline_seconds=analytic_flops / target.num_devices / chip.peak_bf16_flops, roofline_bound="compute",
-            hbm_traffic_bytes=0.0, compute_seconds=analytic_flops / target.num_devices / chip.peak_bf16_flops,
+            roofline_seconds=compute_s, roofline_bound="compute", hbm_traffic_bytes=0.0, compute_seconds=compute_s,
             memory_seconds=0.0, clips_per_second=0.0, compile_seconds=time.perf_counter() - started, collectives={},
-            error=message.strip().splitlines()[0][:500])
+            error=message.strip().splitlines()[0][:500]), None
     seconds = time.perf_counter() - started
     text = compiled.as_text()
-    memory = _memory(compiled, chip.hbm_bytes)
-    costs = _xla_costs(compiled)
-    if costs.get("flops", 0) > 0:
-        flops, source = float(costs["flops"]) * target.num_devices, "xla"  # XLA counts one device's program
+    cost = compiled_cost(compiled)
+    memory = _memory(cost, chip.hbm_bytes)
+    if cost.flops > 0:
+        flops, source = cost.flops * target.num_devices, "xla"  # XLA counts one device's program
     else:
         flops, source = analytic_flops, "analytic"
     # HBM traffic: XLA's count where it has one; else every argument read and every output written once.
-    traffic = float(costs.get("bytes accessed", 0)) or float(memory["arguments"] + memory["outputs"])
+    traffic = cost.bytes_accessed or float(memory["arguments"] + memory["outputs"])
     compute_s = flops / target.num_devices / chip.peak_bf16_flops
     memory_s = traffic / chip.hbm_bytes_per_second
     roofline = max(compute_s, memory_s)
-    return StepReport(
+    report = StepReport(
         memory_per_device=memory, fits=memory["total"] <= memory["capacity"], flops_per_step=flops,
         flops_source=source, roofline_seconds=roofline, roofline_bound="compute" if compute_s >= memory_s else "memory",
-        hbm_traffic_bytes=traffic, compute_seconds=compute_s, memory_seconds=memory_s, clips_per_second=clips / roofline if roofline > 0 else 0.0, compile_seconds=seconds,
+        hbm_traffic_bytes=traffic, compute_seconds=compute_s, memory_seconds=memory_s,
+        clips_per_second=clips / roofline if roofline > 0 else 0.0, compile_seconds=seconds,
         collectives=collectives(text), xla_rematerialized_ops=rematerialized_ops(text))
+    return report, compiled
 
 
 def mesh_for_batch(axis_sizes: dict, batch_sizes: tuple[int, ...], num_devices: int) -> dict[str, int]:
@@ -224,14 +218,17 @@ def compile_config(config: ml_collections.ConfigDict, target: Target, *, steps=(
         "eval": (eval_step, (state.params, eval_video), forward_per_clip * exp.eval_global_batch,
                  exp.eval_global_batch),
     }
-    reports = {}
+    reports, executables = {}, {}
     for name in steps:
         step, args, flops, clips = planned[name]
         log(f"compiling the {name} step for {target.describe()}, mesh {dict(mesh.shape)}, {clips} clips ...")
-        reports[name] = compile_step(step, args, target, flops, clips)
+        reports[name], executables[name] = compile_step(step, args, target, flops, clips)
         log(f"  {reports[name].compile_seconds:.0f} s")
     if save is not None:
-        save_train_step(train_step.lower(state, train_batch).compile(), save, executable_meta(exp))
+        compiled = executables.get("train")  # compiled above unless --steps left it out
+        if compiled is None and "train" in reports:
+            raise ValueError(f"the train step does not fit {target.describe()}: nothing to save")
+        save_train_step(compiled or train_step.lower(state, train_batch).compile(), save, executable_meta(exp))
         log(f"compiled train step written to {save}")
     return AotReport(
         target=target.name, device_kind=devices[0].device_kind, num_devices=len(devices), mesh=dict(mesh.shape),
@@ -253,11 +250,8 @@ def save_train_step(compiled: jax.stages.Compiled, path: str | Path, meta: dict)
     from jax.experimental.serialize_executable import serialize
 
     payload, in_tree, out_tree = serialize(compiled)
-    path = Path(path)
-    temporary = path.with_name(path.name + ".partial")
-    temporary.write_bytes(pickle.dumps({"executable": payload, "in_tree": in_tree, "out_tree": out_tree,
-                                        "meta": meta}))
-    temporary.replace(path)
+    write_atomically(path, pickle.dumps({"executable": payload, "in_tree": in_tree, "out_tree": out_tree,
+                                         "meta": meta}))
 
 
 def load_train_step(path: str | Path, expected_meta: dict | None = None) -> jax.stages.Compiled:

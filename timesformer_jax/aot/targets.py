@@ -41,7 +41,7 @@ TPU_TYPES = {
     "v6e": TpuType("v6e", 1, _TORUS_2D_SHAPES),
 }
 GPU_TARGET_CONFIGS = {"h100": "h100_sxm.txtpb", "h200": "h200.txtpb"}
-_HOST_CHIPS = {"v4": (2, 2, 1), "v5p": (2, 2, 1), "v5e": (2, 2, 1), "v6e": (2, 2, 1)}  # libtpu's default host
+_HOST_CHIPS = (2, 2, 1)  # libtpu's default chips per host, every generation here
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,11 +66,11 @@ def parse_target(text: str, num_hosts: int = 1) -> Target:
     name = text.strip().lower()
     if match := re.fullmatch(r"(v4|v5p|v5e|v6e):(\d+(?:x\d+){1,2})", name):
         if num_hosts != 1:
-            raise ValueError("--num-hosts is for GPU targets; a TPU topology fixes its hosts")
+            raise ValueError("--num_hosts is for GPU targets; a TPU topology fixes its hosts")
         return _tpu_target(text, match.group(1), match.group(2))
     if match := re.fullmatch(r"(v4|v5p|v5litepod|v5e|v6e)-(\d+)", name):
         if num_hosts != 1:
-            raise ValueError("--num-hosts is for GPU targets; a TPU accelerator type fixes its hosts")
+            raise ValueError("--num_hosts is for GPU targets; a TPU accelerator type fixes its hosts")
         kind, count = TPU_TYPES[match.group(1)], int(match.group(2))
         chips, rest = divmod(count, kind.cores_per_chip)
         if rest or chips not in kind.shapes:
@@ -85,7 +85,7 @@ def parse_target(text: str, num_hosts: int = 1) -> Target:
     raise ValueError(
         f"unknown target {text!r}: expected a Cloud TPU accelerator type (v4-128, v5p-256, v5litepod-256, v6e-256), "
         f"a TPU topology (v5p:4x4x8, v5e:2x2) or a GPU target ({', '.join(GPU_TARGET_CONFIGS)}, with xN GPUs per "
-        "host, e.g. h100x8, and --num-hosts)")
+        "host, e.g. h100x8, and --num_hosts)")
 
 
 def gpu_target_config(chip: str) -> str:
@@ -119,7 +119,7 @@ def target_devices(target: Target) -> list:
         if target.platform == "tpu":
             generation, shape = target.topology.split(":")
             dims = [int(d) for d in shape.split("x")] + [1] * (3 - shape.count("x") - 1)
-            host = [min(d, h) for d, h in zip(dims, _HOST_CHIPS[generation])]
+            host = [min(d, h) for d, h in zip(dims, _HOST_CHIPS)]
             # megacore: one JAX device per v4 / v5p chip (its two TensorCores together), as on a real slice
             chip_config = "megacore" if generation in ("v4", "v5p") else "default"
             description = topologies.get_topology_desc(platform="tpu", topology_name=target.topology,

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 
 from timesformer_jax.model import TimeSformer
-from timesformer_jax.parallel import batch_sharding
+from timesformer_jax.parallel import batch_sharding, with_shardings
 from timesformer_jax.train.optimizer import OptimizerConfig, create_optimizer
 from timesformer_jax.train.state import StepConfig, make_eval_step, make_train_step, state_shardings
 
@@ -25,13 +25,17 @@ BENCH_OPTIMIZER = OptimizerConfig(name="sgd", base_learning_rate=0.005, referenc
 
 @dataclasses.dataclass(frozen=True)
 class CompiledCost:
-    """FLOPs and memory of one compiled function, in FLOPs and bytes (per call, all devices together)."""
+    """FLOPs and memory of one compiled function, in FLOPs and bytes, as XLA reports them: per device for an SPMD
+    program (`aot/` scales the FLOPs to all devices). `flops` and `bytes_accessed` are 0 where the backend gives
+    no cost analysis (GPU)."""
 
     flops: float
     argument_bytes: int
     output_bytes: int
     temp_bytes: int
     alias_bytes: int
+    code_bytes: int = 0  # the generated program, which lives in device memory too
+    bytes_accessed: float = 0.0  # XLA's estimate of memory traffic: every top-level op's operands and results
 
     @property
     def peak_bytes(self) -> int:
@@ -39,12 +43,12 @@ class CompiledCost:
         return self.argument_bytes + self.output_bytes + self.temp_bytes - self.alias_bytes
 
 
-def analyse(lowered: jax.stages.Lowered) -> CompiledCost:
-    """Compile `lowered` and read its cost and memory analysis."""
-    compiled = lowered.compile()
+def compiled_cost(compiled: jax.stages.Compiled) -> CompiledCost:
+    """The cost and memory analysis of a compiled function."""
     costs = compiled.cost_analysis()
     if isinstance(costs, (list, tuple)):  # older jaxlibs return one dict per computation
-        costs = costs[0]
+        costs = costs[0] if costs else None
+    costs = costs or {}  # XLA:GPU gives none
     memory = compiled.memory_analysis()
     return CompiledCost(
         flops=float(costs.get("flops", 0.0)),
@@ -52,7 +56,14 @@ def analyse(lowered: jax.stages.Lowered) -> CompiledCost:
         output_bytes=int(memory.output_size_in_bytes),
         temp_bytes=int(memory.temp_size_in_bytes),
         alias_bytes=int(memory.alias_size_in_bytes),
+        code_bytes=int(memory.generated_code_size_in_bytes),
+        bytes_accessed=float(costs.get("bytes accessed", 0.0)),
     )
+
+
+def analyse(lowered: jax.stages.Lowered) -> CompiledCost:
+    """Compile `lowered` and read its cost and memory analysis."""
+    return compiled_cost(lowered.compile())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,10 +85,6 @@ class CompiledSteps:
         return analyse(self.train_step.lower(self.abstract_state, self.abstract_batch))
 
 
-def _with_shardings(abstract, shardings):
-    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-
-
 def compiled_steps(model: TimeSformer, batch_size: int, mesh: Mesh) -> CompiledSteps:
     """Our real eval and train steps (`train/state.py`) for `model` at `batch_size` clips, not yet compiled."""
     shape = model.clip_shape(batch_size)
@@ -92,7 +99,7 @@ def compiled_steps(model: TimeSformer, batch_size: int, mesh: Mesh) -> CompiledS
         forward=make_eval_step(model, mesh, shardings),
         train_step=make_train_step(model, optimizer, schedule, mesh, shardings, StepConfig()),
         optimizer=optimizer,
-        abstract_state=_with_shardings(abstract, shardings),
+        abstract_state=with_shardings(abstract, shardings),
         abstract_batch=batch,
         state_shardings=shardings,
         video_shape=shape,

@@ -92,7 +92,7 @@ def load_converted(directory: str | Path, abstract_params=None):
     default the stored arrays come back as host NumPy arrays.
     """
     directory = Path(directory).absolute()
-    if has_manifest(directory):  # converted before manifests existed: nothing to check against
+    if has_manifest(directory):  # a directory converted before manifests existed has none to check against
         problem = verify_manifest(directory)
         if problem is not None:
             raise ValueError(f"the converted checkpoint {directory} is damaged ({problem}); convert it again "

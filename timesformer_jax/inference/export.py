@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from jax import export
 
+from timesformer_jax.integrity import write_atomically
+
 
 def export_model(model, output: str | Path, protocol=None) -> tuple[Path, Path]:
     """Write `model` (a `PretrainedTimeSformer`) to `output` and its description to `output`.json. The batch
@@ -34,7 +36,7 @@ def export_model(model, output: str | Path, protocol=None) -> tuple[Path, Path]:
     (batch,) = export.symbolic_shape("batch")
     clip = model.module.clip_shape()[1:]
     exported = export.export(forward)(jax.ShapeDtypeStruct((batch,) + clip, jnp.float32))
-    _write_atomically(output, exported.serialize())
+    write_atomically(output, exported.serialize())
     description = {
         "format": "jax.export serialized StableHLO (jax.export.deserialize(bytes).call(video))",
         "jax_version": jax.__version__,
@@ -66,13 +68,6 @@ def export_onnx(model, output: str | Path) -> Path:
     params = model.params
     graph = to_onnx(lambda video: model.module.apply({"params": params}, video),
                     [("batch",) + tuple(model.module.clip_shape()[1:])])
-    _write_atomically(output, graph.SerializeToString())
+    write_atomically(output, graph.SerializeToString())
     return output
 
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """`path` holds all of `data` or is left as it was: written beside it, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".partial")
-    staging.write_bytes(data)
-    staging.replace(path)

@@ -296,7 +296,9 @@ class TimeSformer(nn.Module):
 
     def _run_blocks(self, cls: jax.Array, grid: jax.Array, deterministic: bool, capture_attention: bool):
         """The `depth` blocks, drop-path rate rising linearly from 0 to `drop_path_rate` as in the official model."""
-        block_cls = nn.remat(Block, static_argnums=(3, 4), policy=remat_policy(self.remat_policy)) if self.remat else Block
+        block_cls = Block
+        if self.remat:
+            block_cls = nn.remat(Block, static_argnums=(3, 4), policy=remat_policy(self.remat_policy))
         block_fields = {name: getattr(self, name) for name in BLOCK_FIELDS}
         for i, rate in enumerate(np.linspace(0.0, self.drop_path_rate, self.depth)):
             block = block_cls(**block_fields, drop_path_rate=float(rate), name=f"blocks_{i}")

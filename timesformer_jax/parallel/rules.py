@@ -64,6 +64,12 @@ def param_shardings(abstract_variables, mesh: Mesh, rules=LOGICAL_AXIS_RULES):
     )
 
 
+def with_shardings(abstract, shardings):
+    """`jax.ShapeDtypeStruct`s of the `abstract` tree's shapes and dtypes, placed on the matching `shardings`: the
+    target of a sharded restore, or arguments to lower a jitted step without allocating anything."""
+    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+
+
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """Leading (batch) dimension over `data` and `fsdp`, everything else replicated."""
     return NamedSharding(mesh, PartitionSpec(("data", "fsdp")))

@@ -26,6 +26,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from timesformer_jax.integrity import has_manifest, verify_manifest, write_manifest
+from timesformer_jax.parallel import with_shardings
 
 BEST_METRIC = "video_top1"
 
@@ -139,7 +140,7 @@ class Checkpointer:
             problem = verify_manifest(directory)
             if problem is not None:
                 return problem, None
-        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
+        target = with_shardings(abstract_state, shardings)
         try:
             restored = self.manager.restore(
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))

@@ -16,7 +16,7 @@ from timesformer_jax.data.builders import prepared_builder
 from timesformer_jax.data.pipeline import ClipConfig
 from timesformer_jax.model import TimeSformer
 from timesformer_jax.model.presets import check_model_fields
-from timesformer_jax.parallel import batch_sharding, create_mesh
+from timesformer_jax.parallel import batch_sharding, create_mesh, with_shardings
 from timesformer_jax.train.config import clip_config, model_fields, optimizer_config, schedule_config
 from timesformer_jax.train.optimizer import create_optimizer
 from timesformer_jax.train.state import StepConfig, TrainState, make_eval_step, make_train_step, state_shardings
@@ -170,7 +170,7 @@ def abstract_batches(exp: Experiment) -> tuple[dict, jax.ShapeDtypeStruct]:
 
 def abstract_state(exp: Experiment) -> TrainState:
     """The train state as sharded `jax.ShapeDtypeStruct`s."""
-    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), exp.abstract, exp.shardings)
+    return with_shardings(exp.abstract, exp.shardings)
 
 
 def checkpoint_dir(workdir: str | Path) -> Path:

@@ -236,7 +236,7 @@ class _TrainingRun:
                 if stopped_by is None and stop.requested:  # the signal came during this step's evaluation or
                     stopped_by = stop.signal_name  # save: stop here, with the state saved
                     if not due.save:
-                        self.act(DueActions(log=True, evaluate=False, save=True), state, step)
+                        self.act(due_actions(self.exp.config, self.exp, step, stopping=True), state, step)
                 if stopped_by:
                     return state, step, stopped_by
         return state, step, None
