@@ -154,8 +154,14 @@ def eval_view_clips(frames, config: ClipConfig):
     """The test views from the frames `eval_view_indices` named, in its order (uint8 (nt * T, H, W, 3), any size)
     -> (num_views, T, crop, crop, 3) normalised: shorter side resized to the crop size, then 1 (centre) or 3
     crops along the longer side, view = temporal_view * num_spatial_crops + spatial_crop."""
+    return eval_crops(transforms.resize_short_side(frames, config.crop_size, config.antialias), config)
+
+
+def eval_crops(frames, config: ClipConfig):
+    """`eval_view_clips` after its resize: frames whose shorter side is already the crop size (float
+    (nt * T, H, W, 3), from `transforms.resize_short_side`) -> (num_views, T, crop, crop, 3) normalised. For
+    callers that resize frame by frame as they decode (the resize is per frame, so the result is the same)."""
     nt, ns, t = config.num_temporal_views, config.num_spatial_crops, config.num_frames
-    frames = transforms.resize_short_side(frames, config.crop_size, config.antialias)
     clips = []
     for v in range(nt):
         clip = frames[v * t : (v + 1) * t]

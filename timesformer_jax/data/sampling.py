@@ -36,12 +36,36 @@ def dense_indices(
     target_fps: float = TARGET_FPS,
 ) -> np.ndarray:
     """(num_frames,) int indices into a video of `video_length` frames; `position` in [0, 1]."""
+    clip_size = dense_clip_size(num_frames, sampling_rate, fps, target_fps)
+    return spaced_indices(position * max(video_length - clip_size, 0.0), clip_size, num_frames, video_length)
+
+
+def dense_clip_size(num_frames: int, sampling_rate: int, fps: float = TARGET_FPS,
+                    target_fps: float = TARGET_FPS) -> float:
+    """Source frames one dense clip spans: `num_frames * sampling_rate` at `target_fps`, scaled to `fps`
+    (an unknown rate, 0, counts as `target_fps`)."""
+    return num_frames * sampling_rate * (fps or target_fps) / target_fps
+
+
+def spaced_indices(start: float, clip_size: float, num_frames: int, video_length: int) -> np.ndarray:
+    """(num_frames,) indices spaced evenly over [start, start + clip_size - 1], clamped to a video of
+    `video_length` frames and truncated (with INTEGER_TOLERANCE): the official dense rule for a given start."""
     if video_length < 1:
         raise ValueError(f"expected a video with at least one frame, got video_length={video_length}")
-    clip_size = num_frames * sampling_rate * (fps or target_fps) / target_fps
-    start = position * max(video_length - clip_size, 0.0)
     index = np.linspace(start, start + clip_size - 1, num_frames)
     return np.floor(np.clip(index, 0, video_length - 1) + INTEGER_TOLERANCE).astype(np.int64)
+
+
+def sliding_window_starts(video_length: int, clip_size: float, stride: float) -> np.ndarray:
+    """(N,) float start frames of the dense clips slid over a whole video: 0, stride, 2 * stride, ... as long as
+    the clip fits (start + clip_size <= video_length); a video shorter than one clip gets the single start 0
+    (its clip repeats the last frame, as `dense_indices` does). `stride` and `clip_size` in source frames."""
+    if video_length < 1:
+        raise ValueError(f"expected a video with at least one frame, got video_length={video_length}")
+    if stride <= 0:
+        raise ValueError(f"the window stride must be positive, got {stride} frames")
+    count = 1 + max(0, int(np.floor((video_length - clip_size) / stride + INTEGER_TOLERANCE)))
+    return np.arange(count) * float(stride)
 
 
 def temporal_view_positions(num_views: int) -> np.ndarray:

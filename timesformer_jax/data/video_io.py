@@ -4,7 +4,8 @@
 side is at most `short_side` (FFmpeg's swscale does the resize while converting to RGB). `probe_video` and
 `read_frames` are for inference: the frame count and rate from the container, then only the frames asked for,
 at full resolution, seeking to the keyframe before the first one and stopping after the last. Writing is for the
-generated dataset and the tests, with the codecs real dataset copies use.
+generated dataset and the tests, with the codecs real dataset copies use. `FrameStream` is for long videos:
+one pass from the start, converting only the frames asked for.
 """
 from __future__ import annotations
 
@@ -152,6 +153,38 @@ def _decode_span(path: Path, wanted: set[int], fps: float, seek: bool) -> dict[i
             if not frames:
                 raise VideoReadError(f"cannot decode {path} (truncated or corrupt?): {e}") from e
     return frames
+
+
+class FrameStream:
+    """The frames of a video whose indices `wanted` names, decoded once, in order, from the start.
+
+    Iterating yields `(index, (H, W, 3) uint8 RGB)` for the wanted frames only; every other frame is decoded
+    (the codec needs it) but never converted to RGB or kept, so memory holds one frame at a time whatever the
+    video's length. After the iteration, `frames_decoded` is the number of frames the stream really held (a
+    file cut short holds fewer than its header says; decoding stops at the cut, as in `decode_video`).
+    """
+
+    def __init__(self, path: str | Path, wanted):
+        self.path = Path(path)
+        self.wanted = wanted  # anything supporting `index in wanted`
+        self.frames_decoded = 0
+
+    def __iter__(self):
+        with _open(self.path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            index = -1
+            try:
+                for frame in container.decode(stream):
+                    index += 1
+                    self.frames_decoded = index + 1
+                    if index in self.wanted:
+                        yield index, frame.to_ndarray(format="rgb24")
+            except av.FFmpegError as e:
+                if index < 0:
+                    raise VideoReadError(f"cannot decode {self.path} (truncated or corrupt?): {e}") from e
+        if self.frames_decoded == 0:
+            raise VideoReadError(f"{self.path} holds no decodable frames")
 
 
 def write_video(path: str | Path, frames: np.ndarray | Sequence[np.ndarray], fps: float = 25.0) -> None:

@@ -88,11 +88,13 @@ def aggregate_views(view_logits: np.ndarray, aggregate: str = "logits") -> tuple
     view_logits = np.asarray(view_logits, np.float64)
     mean = view_logits.mean(axis=0)
     if aggregate == "logits":
-        return mean, _softmax(mean)
-    return mean, _softmax(view_logits).mean(axis=0)
+        return mean, softmax(mean)
+    return mean, softmax(view_logits).mean(axis=0)
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in float64."""
+    x = np.asarray(x, np.float64)
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 

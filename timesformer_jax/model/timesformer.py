@@ -99,6 +99,7 @@ class Block(nn.Module):
     attention_dropout_rate: float = 0.0
     drop_path_rate: float = 0.0
     attention_impl: str | None = None
+    temporal_fc_init_std: float = 0.0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -128,7 +129,7 @@ class Block(nn.Module):
             y = drop_path(stage.grouping.merge(y, grid.shape), deterministic)
             fc = logical_dense(
                 width, (None, "embed"), ("embed",), f"{stage.name}_fc", self.dtype, self.param_dtype,
-                kernel_init=nn.initializers.zeros,
+                kernel_init=_normal_or_zeros(self.temporal_fc_init_std),
             )
             y = fc(y)
             return cls, grid + y
@@ -190,6 +191,11 @@ class TimeSformer(nn.Module):
     remat: bool = False
     remat_policy: str = "nothing"  # what remat keeps from the forward pass: a REMAT_POLICIES name
     attention_impl: str | None = None
+    # Initial scale of the time embedding and of each temporal stage's output projection `<stage>_fc`: 0 starts
+    # them at zero, as the official model does (a new model starts order-blind); > 0 draws them from a normal
+    # distribution with that standard deviation (the demo uses it to learn frame order from scratch sooner).
+    time_embed_init_std: float = 0.0
+    temporal_fc_init_std: float = 0.0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -285,7 +291,7 @@ class TimeSformer(nn.Module):
         else:
             time_embed = self.param(
                 "time_embed",
-                nn.with_logical_partitioning(nn.initializers.zeros, (None, "frames", "embed")),
+                nn.with_logical_partitioning(_normal_or_zeros(self.time_embed_init_std), (None, "frames", "embed")),
                 (1, self.num_frames, width),
                 self.param_dtype,
             )
@@ -313,6 +319,11 @@ class TimeSformer(nn.Module):
             return features.astype(jnp.float32)
         head = logical_dense(self.num_classes, ("embed", "classes"), ("classes",), "head", self.dtype, self.param_dtype)
         return head(features).astype(jnp.float32)
+
+
+def _normal_or_zeros(stddev: float):
+    """Zeros for stddev 0 (the official init of time_embed and temporal_fc), else a normal(0, stddev) init."""
+    return nn.initializers.normal(stddev) if stddev > 0 else nn.initializers.zeros
 
 
 # The TimeSformer fields every block shares (the drop-path rate differs per block).
