@@ -22,8 +22,9 @@ def read_confusion(path: str | Path) -> tuple[list[str], np.ndarray]:
 
 
 def group_accuracies(class_names: Sequence[str], confusion: np.ndarray) -> dict[str, float]:
-    """Video top-1 over all classes, over the reversal-paired classes, and over the other (still) classes; and
-    `pair_confusions`: the fraction of paired-class videos predicted as their time-reversed partner."""
+    """Video top-1 over all classes, over the reversal-paired classes, and over the other (still) classes;
+    `pair_confusions`: the fraction of paired-class videos predicted as their time-reversed partner; `pairs`:
+    top-1 over each pair's two classes ("move_right/move_left": ...), and `worst_pair` the lowest of them."""
     index = {name: i for i, name in enumerate(class_names)}
     paired = [index[n] for pair in REVERSAL_PAIRS for n in pair]
     still = [i for i in range(len(class_names)) if i not in paired]
@@ -33,22 +34,25 @@ def group_accuracies(class_names: Sequence[str], confusion: np.ndarray) -> dict[
         return float(confusion[rows, rows].sum() / total) if total else float("nan")
 
     swapped = sum(confusion[index[a], index[b]] + confusion[index[b], index[a]] for a, b in REVERSAL_PAIRS)
+    per_pair = {f"{a}/{b}": top1([index[a], index[b]]) for a, b in REVERSAL_PAIRS}
     return {
         "top1": top1(list(range(len(class_names)))),
         "reversal_pairs": top1(paired),
         "still": top1(still),
         "pair_confusions": float(swapped / max(confusion[paired].sum(), 1)),
+        "worst_pair": min(per_pair.values()),
+        "pairs": per_pair,
     }
 
 
 def format_table(rows: Sequence[tuple[str, dict[str, float], float]]) -> str:
     """One row per scheme: `<attention_type>  <top-1 %>  ...`, with a header line above."""
-    lines = [f"{'attention_type':<20} {'top1':>6} {'reversal_pairs':>15} {'still':>6} {'pair_confusions':>16} "
-             f"{'train_min':>9}"]
+    lines = [f"{'attention_type':<20} {'top1':>6} {'reversal_pairs':>15} {'worst_pair':>10} {'still':>6} "
+             f"{'pair_confusions':>16} {'train_min':>9}"]
     for name, accuracies, minutes in rows:
         lines.append(f"{name:<20} {100 * accuracies['top1']:>6.1f} {100 * accuracies['reversal_pairs']:>15.1f} "
-                     f"{100 * accuracies['still']:>6.1f} {100 * accuracies['pair_confusions']:>16.1f} "
-                     f"{minutes:>9.1f}")
+                     f"{100 * accuracies['worst_pair']:>10.1f} {100 * accuracies['still']:>6.1f} "
+                     f"{100 * accuracies['pair_confusions']:>16.1f} {minutes:>9.1f}")
     return "\n".join(lines)
 
 
@@ -72,10 +76,79 @@ def plot_comparison(histories: dict[str, list[dict]], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
+STAMP_FILE = "demo_run.json"  # in each run's directory: what the run was trained with
+
+
+def run_stamp(config, dataset_version: str) -> dict:
+    """What decides a demo run's result: the package version, the dataset version and the config (less the
+    dataset's location, so a moved workdir still matches)."""
+    import json
+
+    import timesformer_jax
+
+    config_dict = json.loads(config.to_json_best_effort())
+    config_dict.get("dataset", {}).pop("data_dir", None)
+    return {"package_version": timesformer_jax.__version__, "dataset_version": dataset_version,
+            "config": config_dict}
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def stale_reason(run_dir: Path, stamp: dict) -> str | None:
+    """Why the run in `run_dir` cannot stand for `stamp` (None: it can, or there is no run yet)."""
+    import json
+
+    if not (run_dir / "checkpoints").is_dir():
+        return None
+    stored_path = run_dir / STAMP_FILE
+    if not stored_path.is_file():
+        return "it has no record of the package version and config it was trained with"
+    stored = json.loads(stored_path.read_text())
+    for key, what in (("package_version", "timesformer_jax"), ("dataset_version", "synthetic_motion")):
+        if stored.get(key) != stamp[key]:
+            return f"it was trained with {what} {stored.get(key)}, this is {stamp[key]}"
+    old, new = _flat(stored.get("config", {})), _flat(stamp["config"])
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if changed:
+        shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+        return f"its config differs ({shown})"
+    return None
+
+
+def prepare_run_dir(run_dir: Path, stamp: dict, log: Callable[[str], None] = print) -> Path | None:
+    """Make `run_dir` hold a run of `stamp` (or nothing yet): a run made otherwise is moved to
+    `<run_dir's parent>/previous/<name>-<time>` (returned) and `stamp` is written for the new one."""
+    import json
+    import time
+
+    reason = stale_reason(run_dir, stamp)
+    kept = None
+    if reason is not None:
+        kept = run_dir.parent / "previous" / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.rename(kept)
+        log(f"{run_dir.name}: the run in {run_dir} is not this demo's ({reason}); training it again. The old "
+            f"run is kept in {kept}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / STAMP_FILE).write_text(json.dumps(stamp, indent=1) + "\n")
+    return kept
+
+
 def run_demo(get_config: Callable[[str], object], schemes: Sequence[str], workdir: str | Path,
              log: Callable[[str], None] = print) -> str:
     """Prepare synthetic_motion/demo under workdir/tfds, train and evaluate each scheme in workdir/<scheme>
-    (resuming what is there), write workdir/comparison.png; returns the table."""
+    (resuming what is there), write workdir/comparison.png; returns the table.
+
+    A run made with another package version, dataset version or config is never resumed or reported: it is
+    moved to workdir/previous/<scheme>-<time> (nothing is deleted) and the scheme is trained again."""
     import time
 
     from timesformer_jax.data.builders import dataset_builder
@@ -86,16 +159,20 @@ def run_demo(get_config: Callable[[str], object], schemes: Sequence[str], workdi
     data_dir = workdir / "tfds"
     started = time.perf_counter()
     log(f"preparing synthetic_motion/demo in {data_dir} ...")
-    dataset_builder("synthetic_motion", str(data_dir), "demo").download_and_prepare()
+    builder = dataset_builder("synthetic_motion", str(data_dir), "demo")
+    builder.download_and_prepare()
     log(f"dataset ready in {time.perf_counter() - started:.0f}s")
     rows, histories = [], {}
     for scheme in schemes:
         config = get_config(scheme)
         config.dataset.data_dir = str(data_dir)
         run_dir = workdir / scheme
+        prepare_run_dir(run_dir, run_stamp(config, str(builder.version)), log)
         started = time.perf_counter()
         summary = train_and_evaluate(config, run_dir, log=log)
         if summary.eval_metrics is None:  # the run had already finished: evaluate its last checkpoint again
+            log(f"{scheme}: finished earlier with this package version, dataset and config; evaluating its last "
+                f"checkpoint again (delete {run_dir} to train it from scratch)")
             step, _ = evaluate_checkpoint(config, run_dir, log=log)
             confusion_csv = run_dir / f"eval_step{step}" / "confusion_matrix.csv"
         else:
