@@ -24,6 +24,7 @@ from timesformer_jax.data import transforms  # noqa: E402
 from timesformer_jax.data.sampling import temporal_view_positions  # noqa: E402
 
 SAMPLING_MODES = ("dense", "segment")
+CLIP_DTYPES = ("float32", "bfloat16", "uint8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +43,13 @@ class ClipConfig:
     num_temporal_views: int = 1
     num_spatial_crops: int = 3
     antialias: bool = False  # test resize: False is the official (torch bilinear, align_corners=False)
-    dtype: str = "float32"  # or "bfloat16"
+    # what the pipeline yields: normalised "float32" / "bfloat16", or "uint8" frames that the train and eval
+    # steps normalise on the device (a quarter of float32's bytes through the host and over PCIe)
+    dtype: str = "float32"
 
     def __post_init__(self):
+        if self.dtype not in CLIP_DTYPES:
+            raise ValueError(f"dtype must be one of {CLIP_DTYPES}, got {self.dtype!r}")
         if self.sampling not in SAMPLING_MODES:
             raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {self.sampling!r}")
         if self.num_spatial_crops not in (1, 3):
@@ -94,6 +99,10 @@ def _temporal_indices(config: ClipConfig, length, fps, position, offsets):
 
 
 def _finish(frames, config: ClipConfig):
+    """Resized, cropped float frames (uint8 range) -> the pipeline's output: normalised float32 / bfloat16, or
+    for dtype "uint8" the frames rounded to uint8, normalised later on the device (`data.device_input`)."""
+    if config.dtype == "uint8":
+        return tf.cast(tf.clip_by_value(tf.round(frames), 0.0, 255.0), tf.uint8)
     frames = transforms.normalise(frames, config.mean, config.std)
     return tf.cast(frames, tf.bfloat16 if config.dtype == "bfloat16" else tf.float32)
 
@@ -204,7 +213,7 @@ def eval_dataset(
         }
 
     ds = ds.map(make_views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
-    dtype = tf.bfloat16 if config.dtype == "bfloat16" else tf.float32
+    dtype = {"bfloat16": tf.bfloat16, "uint8": tf.uint8}.get(config.dtype, tf.float32)
     padding = tf.data.Dataset.from_tensors({
         "video": tf.zeros([t, config.crop_size, config.crop_size, 3], dtype),
         "label": tf.constant(0, tf.int32),

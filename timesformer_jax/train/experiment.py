@@ -150,11 +150,18 @@ def experiment_without_data(config: ml_collections.ConfigDict, mesh: jax.shardin
 def step_functions(exp: Experiment) -> tuple:
     """(train_step, eval_step) of `exp`, jitted with its shardings: what the training loop runs and what
     ahead-of-time compilation compiles."""
+    config = step_config(exp)
+    return (make_train_step(exp.model, exp.optimizer, exp.schedule, exp.mesh, exp.shardings, config),
+            make_eval_step(exp.model, exp.mesh, exp.shardings, config))
+
+
+def step_config(exp: Experiment) -> StepConfig:
+    """The steps' settings: label smoothing, dropout seed, accumulation, and the clip normalisation that uint8
+    batches get on the device."""
     config = exp.config
-    step_config = StepConfig(label_smoothing=config.label_smoothing, seed=config.seed,
-                             accumulation_steps=config.optimizer.accumulation_steps)
-    return (make_train_step(exp.model, exp.optimizer, exp.schedule, exp.mesh, exp.shardings, step_config),
-            make_eval_step(exp.model, exp.mesh, exp.shardings))
+    return StepConfig(label_smoothing=config.label_smoothing, seed=config.seed,
+                      accumulation_steps=config.optimizer.accumulation_steps, mean=tuple(exp.clip.mean),
+                      std=tuple(exp.clip.std))
 
 
 def abstract_batches(exp: Experiment) -> tuple[dict, jax.ShapeDtypeStruct]:
@@ -162,7 +169,7 @@ def abstract_batches(exp: Experiment) -> tuple[dict, jax.ShapeDtypeStruct]:
     {'video': (B, T, H, W, 3) clip dtype, 'label': (B,) int32} and the eval step's (B_eval, T, H, W, 3)."""
     sharding = batch_sharding(exp.mesh)
     frame = (exp.clip.num_frames, exp.clip.crop_size, exp.clip.crop_size, 3)
-    dtype = jnp.bfloat16 if exp.clip.dtype == "bfloat16" else jnp.float32
+    dtype = jnp.dtype(exp.clip.dtype)
     train = {"video": jax.ShapeDtypeStruct((exp.global_batch, *frame), dtype, sharding=sharding),
              "label": jax.ShapeDtypeStruct((exp.global_batch,), jnp.int32, sharding=sharding)}
     return train, jax.ShapeDtypeStruct((exp.eval_global_batch, *frame), dtype, sharding=sharding)

@@ -29,7 +29,8 @@ from timesformer_jax.figures import plot_curves
 from timesformer_jax.parallel import global_batch, sharding_context
 from timesformer_jax.train.checkpointing import BEST_METRIC, Checkpointer
 from timesformer_jax.train.evaluation import evaluate, write_eval_reports
-from timesformer_jax.train.experiment import Experiment, build_experiment, checkpoint_dir, epoch_seed, step_functions
+from timesformer_jax.train.experiment import (Experiment, build_experiment, checkpoint_dir, epoch_seed, step_config,
+                                              step_functions)
 from timesformer_jax.train.metric_writers import MetricWriter, read_history
 from timesformer_jax.train.preemption import stop_on_signals
 from timesformer_jax.train.pretrained_init import fit_pretrained, read_pretrained
@@ -357,7 +358,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, 
         raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first (tools/train.py)")
     state, _ = restored
     step = int(state.step)
-    metrics = run_evaluation(exp, state.params, make_eval_step(exp.model, exp.mesh, exp.shardings), step,
-                             workdir / f"eval_step{step}", log)
+    eval_step = make_eval_step(exp.model, exp.mesh, exp.shardings, step_config(exp))
+    metrics = run_evaluation(exp, state.params, eval_step, step, workdir / f"eval_step{step}", log)
     log(f"reports: {workdir / f'eval_step{step}'}")
     return step, metrics

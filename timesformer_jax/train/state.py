@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from timesformer_jax.data.device_input import MEAN, STD, normalise_on_device
 from timesformer_jax.model import TimeSformer, abstract_variables
 from timesformer_jax.parallel import batch_sharding, param_shardings, sharding_context
 from timesformer_jax.train.losses import cross_entropy, top_k_correct
@@ -82,6 +83,10 @@ class StepConfig:
     label_smoothing: float = 0.0
     seed: int = 0  # dropout / drop-path randomness: fold_in(seed, step)
     accumulation_steps: int = 1  # micro-batches per optimizer update (the schedule counts updates)
+    # uint8 batches are normalised inside the step with these (`data.device_input`); float batches arrive
+    # normalised by the pipeline
+    mean: tuple[float, ...] = MEAN
+    std: tuple[float, ...] = STD
 
 
 def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings: TrainState, config=StepConfig()):
@@ -92,7 +97,8 @@ def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings:
         rng = jax.random.fold_in(jax.random.key(config.seed), state.step)
 
         def loss_fn(params):
-            logits = model.apply({"params": params}, batch["video"], train=True, rngs={"dropout": rng})
+            video = normalise_on_device(batch["video"], config.mean, config.std)
+            logits = model.apply({"params": params}, video, train=True, rngs={"dropout": rng})
             return cross_entropy(logits, batch["label"], config.label_smoothing), logits
 
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -128,9 +134,11 @@ def _under_mesh(jitted, mesh: Mesh) -> Callable:
     return run
 
 
-def make_eval_step(model, mesh: Mesh, shardings: TrainState):
-    """jit(eval_step): (params, batch{'video'}) -> logits (B, C) float32, batch-sharded."""
+def make_eval_step(model, mesh: Mesh, shardings: TrainState, config=StepConfig()):
+    """jit(eval_step): (params, video) -> logits (B, C) float32, batch-sharded. uint8 video is normalised
+    inside with `config.mean` / `config.std`."""
     data = batch_sharding(mesh)
-    jitted = jax.jit(lambda params, video: model.apply({"params": params}, video),
+    jitted = jax.jit(lambda params, video: model.apply({"params": params},
+                                                       normalise_on_device(video, config.mean, config.std)),
                      in_shardings=(shardings.params, data), out_shardings=data)
     return _under_mesh(jitted, mesh)
