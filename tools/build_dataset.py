@@ -8,6 +8,8 @@
 
 Frames are stored as JPEG at the source frame rate, shorter side `--short_side` (default 320). Ends with a
 summary: examples per split, and skipped videos by reason (the full list is in skipped.tsv beside the data).
+`--beam_options "runner=...,..."` runs the same build on Apache Beam (the local multi-process runner,
+Dataflow, Spark, Flink; docs/data.md).
 """
 import collections
 import sys
@@ -23,10 +25,15 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory to write 
 _CONFIG = flags.DEFINE_string("config", None, "Builder config (kinetics: 400/600/700; ucf101_local: split1-3; "
                               "synthetic_motion: ci/demo); default: the first.")
 _SHORT_SIDE = flags.DEFINE_integer("short_side", None, "Shorter side of stored frames (default 320).")
+_BEAM_OPTIONS = flags.DEFINE_string(
+    "beam_options", None, "Build on Apache Beam with these pipeline options, comma-separated key=value "
+    "(runner=DirectRunner,direct_running_mode=multi_processing,direct_num_workers=8; or runner=DataflowRunner,"
+    "project=...,region=...,temp_location=gs://...). Needs the beam extra. Default: in this process.")
 flags.mark_flags_as_required(["dataset", "data_dir"])
 
 
-def build(dataset: str, data_dir: str, manual_dir: str | None, config: str | None, short_side: int | None):
+def build(dataset: str, data_dir: str, manual_dir: str | None, config: str | None, short_side: int | None,
+          beam_options: str | None = None):
     import tensorflow_datasets as tfds
 
     builder = dataset_builder(dataset, data_dir, config, short_side)
@@ -34,7 +41,14 @@ def build(dataset: str, data_dir: str, manual_dir: str | None, config: str | Non
         raise ValueError(f"--manual_dir is required for {dataset}: {BUILDERS[dataset].MANUAL_DOWNLOAD_INSTRUCTIONS}")
     if manual_dir and not Path(manual_dir).is_dir():
         raise ValueError(f"--manual_dir {manual_dir} is not a directory")
-    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+    options = None
+    if beam_options:
+        try:
+            from timesformer_jax.data.beam_build import pipeline_options
+        except ImportError as e:
+            raise ValueError(f"--beam_options needs Apache Beam: pip install 'timesformer_jax[beam]' ({e})") from None
+        options = pipeline_options(beam_options)
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir, beam_options=options)
     builder.download_and_prepare(download_config=download_config)
     return builder
 
@@ -61,8 +75,12 @@ def _reason_kind(reason: str) -> str:
 
 def main(argv):
     del argv
+    import logging
+
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)  # Beam's workers log every bundle at INFO
     try:
-        builder = build(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value, _CONFIG.value, _SHORT_SIDE.value)
+        builder = build(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value, _CONFIG.value, _SHORT_SIDE.value,
+                        _BEAM_OPTIONS.value)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -11,6 +11,10 @@ the frames they sample (`pipeline.py`). Import this module to register the build
 
 Bad videos (unreadable, truncated, empty) and annotations naming missing files are skipped and counted, never
 fatal; the list goes to `skipped.tsv` beside the prepared dataset. Wrong annotation columns fail at once.
+
+The same build runs on Apache Beam when the download config carries Beam options or a runner
+(`DownloadConfig(beam_options=...)`): each video is one work item for Beam's workers, with the same decoding and
+the same skip list (`beam_build.py`).
 """
 from __future__ import annotations
 
@@ -47,6 +51,18 @@ def with_short_side(config: VideoConfig, short_side: int) -> VideoConfig:
     if short_side == config.short_side:
         return config
     return dataclasses.replace(config, name=f"{config.name}_short{short_side}", short_side=short_side)
+
+
+def video_example(entry: annotations.Entry, short_side: int, jpeg_quality: int) -> dict:
+    """One stored example: every frame of the video (shorter side at most `short_side`) as a JPEG, its label,
+    id and frame rate. VideoReadError when the file cannot be decoded. Shared by the in-process and Beam builds."""
+    video = decode_video(entry.path, short_side)
+    return {
+        "video": [tf.io.encode_jpeg(frame, quality=jpeg_quality).numpy() for frame in video.frames],
+        "label": entry.label,
+        "video_id": entry.video_id,
+        "fps": video.fps,
+    }
 
 
 class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -97,20 +113,35 @@ class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
                 by_split[entry.split].append(entry)
         return {split: self._generate_examples(split, items) for split, items in sorted(by_split.items())}
 
+    def _download_and_prepare(self, dl_manager, download_config):
+        # Beam options or a runner ask for a Beam build (TFDS then runs the transforms `_generate_examples`
+        # returns); without them the build stays in this process.
+        self._use_beam = download_config.beam_options is not None or download_config.beam_runner is not None
+        return super()._download_and_prepare(dl_manager, download_config)
+
     def _generate_examples(self, split: str, entries: list[annotations.Entry]):
+        config = self.builder_config
+        if getattr(self, "_use_beam", False):
+            from timesformer_jax.data.beam_build import examples_from_videos
+
+            return examples_from_videos(split, entries, config.short_side, config.jpeg_quality, str(self.data_dir))
+        return self._examples_in_process(split, entries)
+
+    def _examples_in_process(self, split: str, entries: list[annotations.Entry]):
         for entry in entries:
             try:
-                video = decode_video(entry.path, self.builder_config.short_side)
+                example = video_example(entry, self.builder_config.short_side, self.builder_config.jpeg_quality)
             except VideoReadError as e:
                 self._record_skip(split, entry.video_id, str(e))
                 continue
-            quality = self.builder_config.jpeg_quality
-            yield entry.video_id, {
-                "video": [tf.io.encode_jpeg(frame, quality=quality).numpy() for frame in video.frames],
-                "label": entry.label,
-                "video_id": entry.video_id,
-                "fps": video.fps,
-            }
+            yield entry.video_id, example
+
+    def _process_pipeline_result(self, pipeline_result) -> None:
+        """After a Beam build: the workers' skip lines into skipped.tsv (`beam_build.collect_skipped`)."""
+        from timesformer_jax.data.beam_build import collect_skipped
+
+        count = collect_skipped(str(self.data_dir), SKIPPED_FILE)
+        logging.info("Beam build: %d video(s) skipped by the workers", count)
 
     def _record_skip(self, split: str, video_id: str, reason: str) -> None:
         # Appended as we go (the dataset directory is the build's temporary one until the build succeeds).
