@@ -213,13 +213,16 @@ class SyntheticMotion(LocalVideoBuilder):
     BUILDER_CONFIGS = [
         VideoConfig(name=size, description=f"{size} size: {spec}") for size, spec in SIZES.items()
     ]
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "JPEG frames at the source frame rate.",
+                     "1.1.0": "Clips encoded deterministically (the same seed gives the same files on every build)."}
 
     def _entries(self, manual_dir):
         return annotations.video_folder_entries(manual_dir), list(CLASSES)
 
     def _source_dir(self, dl_manager) -> Path:
         # No manual download: the videos are generated into the download directory, then read as a video folder.
-        videos = Path(dl_manager.download_dir) / f"synthetic_motion_{self.builder_config.name}"
+        videos = Path(dl_manager.download_dir) / f"synthetic_motion_{self.builder_config.name}_{self.version}"
         if not (videos / "complete").exists():
             write_synthetic_motion(videos, self.builder_config.name, seed=0, log=logging.info)
             (videos / "complete").touch()
