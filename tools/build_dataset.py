@@ -9,7 +9,9 @@
 Frames are stored as JPEG at the source frame rate, shorter side `--short_side` (default 320). Ends with a
 summary: examples per split, and skipped videos by reason (the full list is in skipped.tsv beside the data).
 `--beam_options "runner=...,..."` runs the same build on Apache Beam (the local multi-process runner,
-Dataflow, Spark, Flink; docs/data.md).
+Dataflow, Spark, Flink; docs/data.md). `--layout frames` then copies the frames into a frame store beside the
+TFDS files (a record per frame, so a training clip reads only its frames; `config.dataset.layout = "frames"`
+reads it), with `--workers` processes.
 """
 import collections
 import sys
@@ -29,6 +31,9 @@ _BEAM_OPTIONS = flags.DEFINE_string(
     "beam_options", None, "Build on Apache Beam with these pipeline options, comma-separated key=value "
     "(runner=DirectRunner,direct_running_mode=multi_processing,direct_num_workers=8; or runner=DataflowRunner,"
     "project=...,region=...,temp_location=gs://...). Needs the beam extra. Default: in this process.")
+_LAYOUT = flags.DEFINE_enum("layout", "tfds", ["tfds", "frames"], "tfds: the TFDS dataset only (a record per "
+                            "video); frames: also write the frame store (a record per frame) beside it.")
+_WORKERS = flags.DEFINE_integer("workers", 1, "Processes writing the frame store's shards (--layout frames).")
 flags.mark_flags_as_required(["dataset", "data_dir"])
 
 
@@ -85,6 +90,18 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(summary(builder))
+    if _LAYOUT.value == "frames":
+        from timesformer_jax.data.frame_store import FrameStore, write_frame_store
+
+        try:
+            root = write_frame_store(builder, workers=_WORKERS.value)
+        except FileExistsError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        store = FrameStore(root)
+        print(f"frame store in {root}")
+        for name, info in sorted(store.metadata["splits"].items()):
+            print(f"  {name:<11} {info['videos']:>8} videos  {info['frames']:>10} frames  {info['shards']:>4} shards")
     return 0
 
 

@@ -5,8 +5,9 @@
            (position of the video in this host's split, so views aggregate per video), 'video_id' (B,) and
            'mask' (B,) (0 for padding that completes the last batch).
 
-Only the sampled frames are JPEG-decoded (the stored frames are read as undecoded strings). Each host reads its
-own part of the split (`tfds.even_splits` by process), TensorFlow stays on the CPU, and every random choice is a
+Only the sampled frames are JPEG-decoded (the stored frames are read as undecoded strings). The source is a
+prepared TFDS builder (a record per video, read whole) or a `frame_store.FrameStore` (a record per frame: a clip
+reads only its frames). Each host reads its own part of the split (`tfds.even_splits` / `host_range` by process), TensorFlow stays on the CPU, and every random choice is a
 stateless function of (seed, element counter), so the order and content of batches are fixed by the seed.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ tf.config.set_visible_devices([], "GPU")  # input only: keep TF off accelerators
 import tensorflow_datasets as tfds  # noqa: E402
 
 from timesformer_jax.data import transforms  # noqa: E402
+from timesformer_jax.data.frame_store import FrameStore  # noqa: E402
 from timesformer_jax.data.sampling import temporal_view_positions  # noqa: E402
 
 SAMPLING_MODES = ("dense", "segment")
@@ -108,7 +110,7 @@ def _finish(frames, config: ClipConfig):
 
 
 def train_dataset(
-    builder: tfds.core.DatasetBuilder,
+    source,
     split: str,
     batch_size: int,
     config: ClipConfig = ClipConfig(),
@@ -120,32 +122,81 @@ def train_dataset(
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> tf.data.Dataset:
-    """Endless (unless repeat=False), shuffled batches of randomly sampled and augmented training clips.
-    `batch_size` is per host. `skip_batches` resumes inside the stream: the batches after the first
-    `skip_batches` are exactly those an unskipped stream yields there, and the skipped clips are never decoded."""
-    ds = _read(builder, host_split(split, process_index, process_count), shuffle=True, seed=seed)
-    if repeat:
-        ds = ds.repeat()
+    """Endless (unless repeat=False), shuffled batches of randomly sampled and augmented training clips from
+    `source`, a prepared TFDS builder or a `FrameStore`. `batch_size` is per host. `skip_batches` resumes inside
+    the stream: the batches after the first `skip_batches` are exactly those an unskipped stream yields there,
+    and the skipped clips are never decoded. From a frame store each epoch visits every video of the host's part
+    once, in a seeded order (`shuffle_buffer` is not used), and a clip reads only its frames' records."""
 
-    def sample_frames(counter, example):
-        # Keep only the sampled frames' JPEG strings, so the shuffle buffer holds clips, not whole videos.
+    def clip_seeds(counter):
         key = tf.stack([tf.constant(seed, tf.int64), counter])
-        seeds = tf.random.experimental.stateless_split(key, 3)
-        length = tf.shape(example["video"])[0]
+        return tf.random.experimental.stateless_split(key, 3)
+
+    def clip_indices(seeds, length, fps):
         position = tf.random.stateless_uniform([], seeds[0], dtype=tf.float64)
         offsets = tf.random.stateless_uniform([config.num_frames], seeds[1], dtype=tf.float64)
-        indices = _temporal_indices(config, length, example["fps"], position, offsets)
-        return {"jpegs": tf.gather(example["video"], indices), "label": example["label"], "seed": seeds[2]}
+        return _temporal_indices(config, length, fps, position, offsets)
 
     def make_clip(clip):
         frames = transforms.random_train_crop_jpeg(clip["jpegs"], clip["seed"], config.crop_size, *config.train_scale,
                                                    config.flip)
         return {"video": _finish(frames, config), "label": tf.cast(clip["label"], tf.int32)}
 
-    ds = ds.enumerate().map(sample_frames, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.shuffle(shuffle_buffer, seed=seed).skip(skip_batches * batch_size)
+    if isinstance(source, FrameStore):
+        lo, hi = host_range(source.num_examples(split), process_index, process_count)
+        read, length_of, fps_of, label_of = _store_reader(source, split, config.num_frames)
+        ds = tf.data.Dataset.range(lo, hi).shuffle(hi - lo, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.enumerate().skip(skip_batches * batch_size)
+
+        def sample_stored_frames(counter, video):
+            seeds = clip_seeds(counter)
+            indices = clip_indices(seeds, tf.gather(length_of, video), tf.gather(fps_of, video))
+            return {"jpegs": read(video, indices), "label": tf.gather(label_of, video), "seed": seeds[2]}
+
+        ds = ds.map(sample_stored_frames, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = _read(source, host_split(split, process_index, process_count), shuffle=True, seed=seed)
+        if repeat:
+            ds = ds.repeat()
+
+        def sample_frames(counter, example):
+            # Keep only the sampled frames' JPEG strings, so the shuffle buffer holds clips, not whole videos.
+            seeds = clip_seeds(counter)
+            indices = clip_indices(seeds, tf.shape(example["video"])[0], example["fps"])
+            return {"jpegs": tf.gather(example["video"], indices), "label": example["label"], "seed": seeds[2]}
+
+        ds = ds.enumerate().map(sample_frames, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.shuffle(shuffle_buffer, seed=seed).skip(skip_batches * batch_size)
     ds = ds.map(make_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return _with_options(ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+
+
+def host_range(num_videos: int, process_index: int | None = None, process_count: int | None = None) -> tuple[int, int]:
+    """[lo, hi): this host's videos of a frame-store split, one of `process_count` near-equal, disjoint,
+    covering ranges."""
+    if process_index is None or process_count is None:
+        import jax
+
+        process_index, process_count = jax.process_index(), jax.process_count()
+    return num_videos * process_index // process_count, num_videos * (process_index + 1) // process_count
+
+
+def _store_reader(store: FrameStore, split: str, frames_per_read: int | None):
+    """(read(video, indices) -> (len(indices),) JPEG strings, then num_frames, fps and label per video as
+    constants) for tf.data maps over a frame store's `split`."""
+    index = store.split(split)
+
+    def read_numpy(video, indices):
+        return np.array(store.read_frames(split, int(video), indices), dtype=object)
+
+    def read(video, indices):
+        jpegs = tf.numpy_function(read_numpy, [video, indices], tf.string, stateful=False)
+        return tf.ensure_shape(jpegs, [frames_per_read])
+
+    return (read, tf.constant(index.num_frames, tf.int32), tf.constant(index.fps, tf.float32),
+            tf.constant(index.label, tf.int64))
 
 
 def eval_view_indices(config: ClipConfig, length, fps):
@@ -185,7 +236,7 @@ def eval_num_batches(num_examples: int, process_count: int, num_views: int, batc
 
 
 def eval_dataset(
-    builder: tfds.core.DatasetBuilder,
+    source,
     split: str,
     batch_size: int,
     config: ClipConfig = ClipConfig(),
@@ -194,25 +245,42 @@ def eval_dataset(
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> tf.data.Dataset:
-    """Every video of the host's split as `config.num_views` clips, in a fixed order, in batches padded to full
-    size (`mask` 0). `num_batches` pads further to that many batches (see `eval_num_batches`)."""
-    ds = _read(builder, host_split(split, process_index, process_count), shuffle=False, seed=0).enumerate()
+    """Every video of the host's split of `source` (a prepared TFDS builder or a `FrameStore`) as
+    `config.num_views` clips, in a fixed order, in batches padded to full size (`mask` 0). `num_batches` pads
+    further to that many batches (see `eval_num_batches`)."""
     t = config.num_frames
 
-    def make_views(index, example):
-        indices = eval_view_indices(config, tf.shape(example["video"])[0], example["fps"])
-        frames = _decode(example["video"], tf.reshape(indices, [-1]))
+    def make_views(index, jpegs, length, fps, label, video_id, read=None):
+        indices = tf.reshape(eval_view_indices(config, length, fps), [-1])
+        frames = _decode(read(indices), tf.range(tf.size(indices))) if read else _decode(jpegs, indices)
         views = config.num_views
         return {
             "video": eval_view_clips(frames, config),
-            "label": tf.fill([views], tf.cast(example["label"], tf.int32)),
+            "label": tf.fill([views], tf.cast(label, tf.int32)),
             "view": tf.range(views, dtype=tf.int32),
             "example_index": tf.fill([views], tf.cast(index, tf.int32)),
-            "video_id": tf.fill([views], example["video_id"]),
+            "video_id": tf.fill([views], video_id),
             "mask": tf.ones([views], tf.int32),
         }
 
-    ds = ds.map(make_views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+    if isinstance(source, FrameStore):
+        lo, hi = host_range(source.num_examples(split), process_index, process_count)
+        read, length_of, fps_of, label_of = _store_reader(source, split, None)
+        video_ids = tf.constant(source.split(split).video_id)
+
+        def views_of_stored(index, video):
+            return make_views(index, None, tf.gather(length_of, video), tf.gather(fps_of, video),
+                              tf.gather(label_of, video), tf.gather(video_ids, video),
+                              read=lambda indices: read(video, indices))
+
+        ds = tf.data.Dataset.range(lo, hi).enumerate().map(views_of_stored, num_parallel_calls=tf.data.AUTOTUNE,
+                                                             deterministic=True)
+    else:
+        ds = _read(source, host_split(split, process_index, process_count), shuffle=False, seed=0).enumerate()
+        ds = ds.map(lambda index, example: make_views(index, example["video"], tf.shape(example["video"])[0],
+                                                      example["fps"], example["label"], example["video_id"]),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.unbatch()
     dtype = {"bfloat16": tf.bfloat16, "uint8": tf.uint8}.get(config.dtype, tf.float32)
     padding = tf.data.Dataset.from_tensors({
         "video": tf.zeros([t, config.crop_size, config.crop_size, 3], dtype),

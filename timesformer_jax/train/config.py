@@ -58,6 +58,9 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.dataset.short_side = ml_collections.FieldReference(None, field_type=int)  # None: as built (320)
     config.dataset.train_split = "train"
     config.dataset.eval_split = "validation"
+    # "tfds": a record per video; "frames": the frame store beside it (a record per frame, a clip reads only
+    # its frames; `tools/build_dataset.py --layout frames`, data/frame_store.py)
+    config.dataset.layout = "tfds"
 
     config.clip = ml_collections.ConfigDict(_dataclass_defaults(ClipConfig, exclude=_CLIP_FROM_MODEL))
     config.optimizer = ml_collections.ConfigDict(_dataclass_defaults(OptimizerConfig, exclude=("args",)))

@@ -13,6 +13,7 @@ import ml_collections
 import numpy as np
 
 from timesformer_jax.data.builders import prepared_builder
+from timesformer_jax.data.frame_store import FrameStore, frame_store_dir
 from timesformer_jax.data.pipeline import ClipConfig
 from timesformer_jax.model import TimeSformer
 from timesformer_jax.model.presets import check_model_fields
@@ -27,7 +28,7 @@ class Experiment:
     config: ml_collections.ConfigDict
     model: TimeSformer
     mesh: jax.sharding.Mesh
-    builder: object | None  # the prepared TFDS builder (None: compiled ahead of time, no data read)
+    builder: object | None  # the prepared TFDS builder or FrameStore (None: compiled ahead of time, no data read)
     class_names: list[str]
     clip: ClipConfig
     global_batch: int  # clips per micro-step, all hosts
@@ -53,6 +54,8 @@ class Experiment:
     def num_examples(self, split: str) -> int:
         if self.builder is None:
             raise ValueError("this experiment was built without a dataset (experiment_without_data)")
+        if isinstance(self.builder, FrameStore):
+            return self.builder.num_examples(split)
         return self.builder.info.splits[split].num_examples
 
 
@@ -78,10 +81,15 @@ def _per_host(global_size: int, what: str, mesh) -> int:
 
 
 def _dataset(config: ml_collections.ConfigDict, num_classes: int):
-    """(prepared TFDS builder, class names, number of training videos) of `config.dataset`, checked against the
-    model's class count and the configured splits."""
+    """(prepared TFDS builder or FrameStore, class names, number of training videos) of `config.dataset`,
+    checked against the model's class count and the configured splits."""
     builder = prepared_builder(config.dataset.name, config.dataset.data_dir, config.dataset.config,
                                config.dataset.short_side)
+    layout = config.dataset.get("layout", "tfds")
+    if layout == "frames":
+        return _frame_store(builder, config, num_classes)
+    if layout != "tfds":
+        raise ValueError(f"config.dataset.layout must be 'tfds' or 'frames', got {layout!r}")
     class_names = list(builder.info.features["label"].names)
     if len(class_names) != num_classes:
         raise ValueError(f"config.model.num_classes is {num_classes}, but dataset {builder.name}/"
@@ -93,6 +101,22 @@ def _dataset(config: ml_collections.ConfigDict, num_classes: int):
             raise ValueError(f"dataset {builder.name} has no split {split!r} ({e}); it has "
                              f"{sorted(builder.info.splits)}") from None
     return builder, class_names, builder.info.splits[config.dataset.train_split].num_examples
+
+
+def _frame_store(builder, config: ml_collections.ConfigDict, num_classes: int):
+    root = frame_store_dir(builder)
+    if not root.exists():
+        raise FileNotFoundError(
+            f"config.dataset.layout is 'frames' but {root} holds no frame store; write it with `python "
+            f"tools/build_dataset.py --dataset {config.dataset.name} --config {builder.builder_config.name} "
+            f"--data_dir {config.dataset.data_dir or '<data_dir>'} --layout frames`")
+    store = FrameStore(root)
+    if len(store.class_names) != num_classes:
+        raise ValueError(f"config.model.num_classes is {num_classes}, but the frame store {root} has "
+                         f"{len(store.class_names)} classes")
+    for split in (config.dataset.train_split, config.dataset.eval_split):
+        store.split(split)
+    return store, store.class_names, store.num_examples(config.dataset.train_split)
 
 
 def build_experiment(config: ml_collections.ConfigDict) -> Experiment:
