@@ -11,6 +11,7 @@ holds every run's numbers. The README's demo table comes from this output.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import statistics
 import time
@@ -28,12 +29,7 @@ def run_seed(scheme: str, seed: int, workdir: Path, data_dir: Path, overrides: d
     config = load_config_file(CONFIG_FILE, scheme)
     config.dataset.data_dir = str(data_dir)
     config.seed = seed
-    for key, value in overrides.items():
-        node = config
-        *parents, leaf = key.split(".")
-        for name in parents:
-            node = node[name]
-        node[leaf] = type(node[leaf])(value) if node[leaf] is not None else value
+    config.update_from_flattened_dict(overrides)  # ConfigDict's type checks: a wrong type fails here
     run_dir = workdir / f"{scheme}_seed{seed}"
     started = time.perf_counter()
     summary = train_and_evaluate(config, run_dir, log=lambda message: None)
@@ -46,6 +42,18 @@ def run_seed(scheme: str, seed: int, workdir: Path, data_dir: Path, overrides: d
     curve = [(r["step"], r["video_top1"]) for r in read_history(run_dir) if r["kind"] == "eval"]
     return {"scheme": scheme, "seed": seed, **accuracies, "eval_curve": curve,
             "minutes": (time.perf_counter() - started) / 60}
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """"optimizer.epochs=20" -> ("optimizer.epochs", 20): the value as a Python literal (numbers, True/False,
+    None, strings in quotes), else as the string it is."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--set expects FIELD=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
 
 
 def spread(values) -> str:
@@ -67,7 +75,7 @@ def main():
     workdir = Path(args.workdir).absolute()
     data_dir = workdir / "tfds"
     dataset_builder("synthetic_motion", str(data_dir), "demo").download_and_prepare()
-    overrides = dict(item.split("=", 1) for item in args.set)
+    overrides = dict(parse_override(item) for item in args.set)
     runs = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for scheme in args.schemes.split(","):

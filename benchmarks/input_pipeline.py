@@ -4,10 +4,13 @@
 
 Generates a Kinetics-like set (10 s clips at 30 fps, 640x360 H.264: moving textured scenes), then:
 
-1. JPEG frames (what the builders store): prepare time with the `video_folder` builder at shorter side 320,
-   size on disk, and clips/s of the train pipeline (8 x 224, sampling rate 32, jitter 256-320, crop, flip) and
-   of the eval pipeline (3 spatial crops per clip) with TF limited to 1 thread and to every core;
-2. the alternative, H.264 video re-encoded at shorter side 320 and decoded at read time with PyAV (seek to the
+1. JPEG frames in TFDS (a record per video, what the builders store): prepare time with the `video_folder`
+   builder at shorter side 320, size on disk, and clips/s of the train pipeline (8 x 224, sampling rate 32,
+   jitter 256-320, crop, flip) and of the eval pipeline (3 spatial crops per clip) with TF limited to 1 thread
+   and to every core, for each output dtype;
+2. the same JPEG frames in the frame store (a record per frame, `data/frame_store.py`): the copy's time and
+   size, the same rates, and the bytes a train clip reads in each layout;
+3. the alternative, H.264 video re-encoded at shorter side 320 and decoded at read time with PyAV (seek to the
    keyframe before the clip, decode up to its last frame): prepare time, size, clips/s on one core.
 
 Prints a Markdown table (copied into docs/data.md).
@@ -119,11 +122,13 @@ def main():
     import tensorflow_datasets as tfds
 
     import timesformer_jax.data.builders  # noqa: F401
+    from timesformer_jax.data.frame_store import FrameStore, write_frame_store
     from timesformer_jax.data.pipeline import ClipConfig, eval_dataset, train_dataset
     from timesformer_jax.data.sampling import dense_indices
 
     data_dir = workdir / "tfds"
     shutil.rmtree(data_dir, ignore_errors=True)
+    shutil.rmtree(workdir / "frames", ignore_errors=True)
     start = time.perf_counter()
     builder = tfds.builder("video_folder", data_dir=str(data_dir))
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(workdir / "sources")))
@@ -131,17 +136,38 @@ def main():
     jpeg_size = directory_size(data_dir)
     print(f"JPEG frames: prepared in {jpeg_prepare:.1f} s, {jpeg_size / 2**20:.1f} MiB", flush=True)
 
+    start = time.perf_counter()
+    store_root = write_frame_store(builder, workdir / "frames", log=lambda message: None)
+    store_prepare = time.perf_counter() - start
+    store_size = directory_size(store_root)
+    print(f"frame store: copied in {store_prepare:.1f} s, {store_size / 2**20:.1f} MiB", flush=True)
+    whole_video_bytes = builder.info.splits["train"].num_bytes / builder.info.splits["train"].num_examples
+
+    layouts = [("JPEG frames, TFDS (a record per video)", builder, jpeg_prepare, jpeg_size),
+               ("JPEG frames, frame store (a record per frame)", FrameStore(store_root), jpeg_prepare + store_prepare,
+                store_size)]
     for dtype in args.dtypes:
         config = ClipConfig(dtype=dtype)  # the official Kinetics-400 settings: 8 x 224, rate 32, jitter 256-320
-        for threads in args.threads:
-            train = pipeline_rate(lambda: train_dataset(builder, "train", args.batch_size, config, process_index=0,
-                                                        process_count=1), threads, args.batch_size, args.batches)
-            evaluation = pipeline_rate(lambda: eval_dataset(builder, "train", args.batch_size, config,
-                                                            process_index=0, process_count=1).repeat(),
-                                       threads, args.batch_size, args.batches)
-            rows.append((f"JPEG frames (TFDS), {dtype} out", threads, jpeg_prepare, jpeg_size, train, evaluation))
-            print(f"JPEG, {dtype}, {threads} thread(s): train {train:.1f} clips/s, eval {evaluation:.1f} views/s",
-                  flush=True)
+        for layout, source, prepare, size in layouts:
+            for threads in args.threads:
+                train = pipeline_rate(lambda: train_dataset(source, "train", args.batch_size, config, process_index=0,
+                                                            process_count=1), threads, args.batch_size, args.batches)
+                evaluation = pipeline_rate(lambda: eval_dataset(source, "train", args.batch_size, config,
+                                                                process_index=0, process_count=1).repeat(),
+                                           threads, args.batch_size, args.batches)
+                rows.append((f"{layout}, {dtype} out", threads, prepare, size, train, evaluation))
+                print(f"{layout}, {dtype}, {threads} thread(s): train {train:.1f} clips/s, eval {evaluation:.1f} "
+                      "views/s", flush=True)
+
+    store = FrameStore(store_root)
+    clips = 64
+    for _ in tfds.as_numpy(train_dataset(store, "train", 8, ClipConfig(dtype="uint8"), process_index=0,
+                                         process_count=1).take(clips // 8)):
+        pass
+    # prefetching reads ahead of what was taken: per record read, not per clip taken
+    clip_bytes = store.bytes_read / store.records_read * ClipConfig().num_frames
+    print(f"bytes read per train clip: {whole_video_bytes / 2**20:.2f} MiB (TFDS: the whole video's record), "
+          f"{clip_bytes / 2**10:.0f} KiB (frame store: {ClipConfig().num_frames} records)", flush=True)
 
     video_dir = workdir / "h264_320"
     shutil.rmtree(video_dir, ignore_errors=True)

@@ -1,5 +1,7 @@
 """The frame store (a record per frame): the same frames as the TFDS layout, the same eval clips, a clip reads
 only its own frames, determinism, per-host parts, and no half-written store after a failure."""
+import json
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -127,3 +129,26 @@ def test_an_existing_store_of_the_same_source_is_kept(builder, store_root):
     messages = []
     assert write_frame_store(builder, store_root, log=messages.append) == store_root
     assert "already written" in messages[0]
+
+
+def test_training_and_evaluation_read_the_frame_store_the_config_names(builder, data_dir, tmp_path):
+    from test_training_loop import tiny_config
+
+    from timesformer_jax.train.experiment import build_experiment
+    from timesformer_jax.train.loop import EVAL_DIR, train_and_evaluate
+
+    config = tiny_config(data_dir, max_steps=3)
+    config.dataset.layout = "frames"
+    config.dataset.eval_split = "test"
+    if not frame_store.frame_store_dir(builder).exists():
+        with pytest.raises(FileNotFoundError, match="--layout frames"):
+            build_experiment(config)
+        write_frame_store(builder, log=lambda message: None)
+    assert isinstance(build_experiment(config).builder, FrameStore)
+    summary = train_and_evaluate(config, tmp_path / "run", log=lambda message: None)
+    assert summary.last_step == 3 and summary.eval_metrics is not None
+    metrics = json.loads((tmp_path / "run" / EVAL_DIR / "metrics.json").read_text())
+    assert metrics["num_videos"] == builder.info.splits["test"].num_examples
+    config.dataset.eval_split = "test[:16]"
+    with pytest.raises(ValueError, match="TFDS slices"):
+        build_experiment(config)

@@ -92,19 +92,11 @@ def run_stamp(config, dataset_version: str) -> dict:
             "config": config_dict}
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def stale_reason(run_dir: Path, stamp: dict) -> str | None:
     """Why the run in `run_dir` cannot stand for `stamp` (None: it can, or there is no run yet)."""
     import json
+
+    from flax.traverse_util import flatten_dict
 
     if not (run_dir / "checkpoints").is_dir():
         return None
@@ -115,7 +107,7 @@ def stale_reason(run_dir: Path, stamp: dict) -> str | None:
     for key, what in (("package_version", "timesformer_jax"), ("dataset_version", "synthetic_motion")):
         if stored.get(key) != stamp[key]:
             return f"it was trained with {what} {stored.get(key)}, this is {stamp[key]}"
-    old, new = _flat(stored.get("config", {})), _flat(stamp["config"])
+    old, new = (flatten_dict(c, sep=".") for c in (stored.get("config", {}), stamp["config"]))
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     if changed:
         shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")

@@ -12,7 +12,8 @@ import json
 import re
 from pathlib import Path
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov")
+from timesformer_jax.data.video_io import VIDEO_SUFFIXES
+
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
 _SPLIT_NAMES = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
                 "validate": "validation", "validation": "validation", "test": "test", "testing": "test"}

@@ -16,6 +16,10 @@ from typing import Sequence
 import av
 import numpy as np
 
+# What counts as a video file when a folder is walked (builders' class folders, inference inputs): containers
+# PyAV (FFmpeg) reads.
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".3gp")
+
 # Container suffix -> (codec, pixel format) as the real datasets ship them.
 CODECS = {".mp4": ("libx264", "yuv420p"), ".webm": ("libvpx-vp9", "yuv420p"), ".avi": ("mpeg4", "yuv420p")}
 

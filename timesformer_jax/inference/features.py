@@ -177,11 +177,13 @@ class FeatureExtractor:
             # The header's frame count was wrong (a file cut short): plan again for the frames there are.
             plan = self.plan(decoded, info.fps)
             features, logits, _, peak = self._run(path, plan)
-        return VideoFeatures(str(path), self._layer_name(), plan, features,
+        return VideoFeatures(str(path), self.layer_name, plan, features,
                              logits if self.model.module.num_classes else None, peak,
                              time.perf_counter() - started)
 
-    def _layer_name(self) -> str:
+    @property
+    def layer_name(self) -> str:
+        """What the features are: "pre_logits", or "block_N:cls" / "block_N:mean"."""
         return self.layer if self.block is None else f"{self.layer}:{self.pool}"
 
     def _run(self, path, plan: WindowPlan):
@@ -228,21 +230,6 @@ class FeatureExtractor:
         return np.concatenate(features), np.concatenate(logits), stream.frames_decoded, peak
 
 
-def output_names(inputs: Sequence[str | Path]) -> list[tuple[Path, str]]:
-    """(video, output name) for every video of `inputs`: a file given directly is named by its stem, a file found
-    in a folder by its path inside that folder (`a/b.mp4` -> `a__b`), so names are stable across reruns."""
-    from timesformer_jax.inference.predict import VIDEO_SUFFIXES
-
-    out = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            for path in sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES):
-                out.append((path, "__".join(path.relative_to(item).with_suffix("").parts)))
-        else:
-            out.append((item, item.stem))
-    return out
-
-
 INDEX_FILE = "index.json"
 
 
@@ -260,23 +247,19 @@ def extract_features(checkpoint: str, inputs: Sequence[str | Path], output: str 
     video's files are written whole or not at all); a file that cannot be read is reported and skipped.
     Returns the index."""
     import jax
-    import jax.numpy as jnp
 
-    from timesformer_jax.convert.pretrained import load_pretrained
+    from timesformer_jax.inference.inputs import load_for_inference, named_video_files, no_videos_error
     from timesformer_jax.inference.labels import resolve_labels
     from timesformer_jax.integrity import write_atomically
 
-    videos = output_names(inputs)
+    videos = named_video_files(inputs)
     if not videos:
-        raise FileNotFoundError(f"no video files in {list(map(str, inputs))}")
+        raise no_videos_error(inputs)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     index_path = output / INDEX_FILE
     index = json.loads(index_path.read_text()) if index_path.is_file() else {"videos": {}}
-    if dtype == "auto":
-        dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
-    overrides = {"dtype": jnp.dtype(dtype), **({"num_heads": num_heads} if num_heads is not None else {})}
-    model = load_pretrained(checkpoint, revision=revision, **overrides)
+    model, dtype = load_for_inference(checkpoint, dtype=dtype, num_heads=num_heads, revision=revision)
     extractor = FeatureExtractor(model, layer, pool, stride_seconds, batch_size,
                                  **{k: v for k, v in protocol.items() if v is not None})
     labels = (resolve_labels(model.module.num_classes, model.class_names, labels_file, log)
@@ -285,7 +268,7 @@ def extract_features(checkpoint: str, inputs: Sequence[str | Path], output: str 
     log(f"{model.module.attention_type}, {dtype} on {jax.default_backend()}: windows of {config.num_frames} x "
         f"{config.crop_size}^2 frames, rate {config.sampling_rate} at {config.target_fps:g} fps, stride "
         + (f"{stride_seconds:g} s" if stride_seconds is not None else "half a window")
-        + f", layer {extractor._layer_name()}, {len(videos)} video(s) -> {output}")
+        + f", layer {extractor.layer_name}, {len(videos)} video(s) -> {output}")
     done = skipped = failed = 0
     for position, (path, name) in enumerate(videos, 1):
         npz = output / f"{name}.npz"

@@ -8,22 +8,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from timesformer_jax.inference.classify import Prediction, classify, protocol_for
+from timesformer_jax.inference.inputs import load_for_inference, no_videos_error, video_files
 from timesformer_jax.inference.labels import resolve_labels
-
-VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".3gp")
-
-
-def video_files(inputs: Sequence[str | Path]) -> list[Path]:
-    """Files as given, and every video file (by suffix) below each folder, sorted. A path that does not exist
-    is kept, so that it is reported as an error in its place."""
-    paths: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            paths.extend(sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES))
-        else:
-            paths.append(item)
-    return paths
-
 
 def format_prediction(prediction: Prediction, score_name: str = "score") -> str:
     """A small table: the video, then one line per top-k label."""
@@ -44,20 +30,12 @@ def predict_files(checkpoint: str, inputs: Sequence[str | Path], *, num_heads: i
     Hub id). `protocol`: `ClipConfig` overrides (`sampling_rate`, `num_temporal_views`, `num_spatial_crops`,
     `antialias`). dtype: "auto" is bfloat16 on GPU/TPU and float32 on CPU."""
     import jax
-    import jax.numpy as jnp
     from tqdm import tqdm
-
-    from timesformer_jax.convert.pretrained import load_pretrained
 
     paths = video_files(inputs)
     if not paths:
-        raise FileNotFoundError(f"no video files in {list(map(str, inputs))} (suffixes {', '.join(VIDEO_SUFFIXES)})")
-    if dtype == "auto":
-        dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
-    overrides = {"dtype": jnp.dtype(dtype)}
-    if num_heads is not None:
-        overrides["num_heads"] = num_heads
-    model = load_pretrained(checkpoint, revision=revision, **overrides)
+        raise no_videos_error(inputs)
+    model, dtype = load_for_inference(checkpoint, dtype=dtype, num_heads=num_heads, revision=revision)
     config = protocol_for(model.module, **{k_: v for k_, v in protocol.items() if v is not None})
     labels = resolve_labels(model.module.num_classes, model.class_names, labels_file, log)
     log(f"{model.module.attention_type}, {model.module.num_classes} classes, {dtype} on "
