@@ -73,6 +73,59 @@ def pipeline_rate(make_dataset, threads: int, clips_per_batch: int, batches: int
     return batches * clips_per_batch / (time.perf_counter() - start)
 
 
+def stage_costs(store, config, threads: int, clips: int = 400) -> list[tuple[str, float]]:
+    """ms per train clip spent in each stage of the frame store's train pipeline, on `threads` threads: each
+    pipeline adds one stage to the previous one, and a stage's cost is the difference in ms per clip."""
+    import tensorflow as tf
+
+    from timesformer_jax.data import transforms
+    from timesformer_jax.data.pipeline import store_reader
+
+    read, length_of, fps_of, _ = store_reader(store, "train")
+    videos = store.num_examples("train")
+
+    def jpegs_of(counter):
+        video = counter % videos
+        key = tf.stack([tf.constant(0, tf.int64), counter])
+        seeds = tf.random.experimental.stateless_split(key, 3)
+        position = tf.random.stateless_uniform([], seeds[0], dtype=tf.float64)
+        indices = transforms.dense_indices(tf.gather(length_of, video), config.num_frames, config.sampling_rate,
+                                           position, tf.gather(fps_of, video), config.target_fps)
+        return read(video, indices), seeds[2]
+
+    def windows(counter):
+        jpegs, seed = jpegs_of(counter)
+        size = tf.image.extract_jpeg_shape(jpegs[0])[:2]
+        window, box, flip = transforms.train_crop_geometry(size[0], size[1], seed, config.crop_size,
+                                                           *config.train_scale)
+        decoded = transforms.each_frame(
+            lambda data: tf.io.decode_and_crop_jpeg(data, window, channels=3, dct_method="INTEGER_FAST"), jpegs)
+        return decoded, box, flip
+
+    def resampled(counter):
+        return transforms.crop_window_and_resample(*windows(counter), config.crop_size)
+
+    def as_uint8(counter):
+        return tf.cast(tf.clip_by_value(tf.round(resampled(counter)), 0.0, 255.0), tf.uint8)
+
+    stages = [("sampling indices + reading the 8 records", lambda c: jpegs_of(c)[0]),
+              ("+ decoding the 8 crop windows", lambda c: windows(c)[0]),
+              ("+ resampling to 224^2 and the flip", resampled),
+              ("+ rounding to uint8", as_uint8)]
+    costs, previous = [], 0.0
+    for name, stage in stages + [("+ batching (8) and prefetch", None)]:
+        ds = tf.data.Dataset.range(10**9).map(stage or as_uint8, num_parallel_calls=tf.data.AUTOTUNE)
+        per_batch = 8 if stage is None else 1
+        if stage is None:
+            ds = ds.batch(8).prefetch(tf.data.AUTOTUNE)
+        rate = pipeline_rate(lambda: ds, threads, per_batch, clips // per_batch)
+        ms = 1000 / rate
+        costs.append((name, ms - previous))
+        previous = ms
+    costs.append(("total", previous))
+    return costs
+
+
 def reencode(sources: list[Path], target: Path, short_side: int) -> None:
     from timesformer_jax.data.video_io import decode_video, write_video
 
@@ -168,6 +221,11 @@ def main():
     clip_bytes = store.bytes_read / store.records_read * ClipConfig().num_frames
     print(f"bytes read per train clip: {whole_video_bytes / 2**20:.2f} MiB (TFDS: the whole video's record), "
           f"{clip_bytes / 2**10:.0f} KiB (frame store: {ClipConfig().num_frames} records)", flush=True)
+
+    costs = stage_costs(FrameStore(store_root), ClipConfig(dtype="uint8"), threads=1)
+    print("\nwhere a train clip's time goes (frame store, uint8 out, 1 thread; ms per clip):")
+    for name, ms in costs:
+        print(f"  {name:<45} {ms:6.2f}")
 
     video_dir = workdir / "h264_320"
     shutil.rmtree(video_dir, ignore_errors=True)

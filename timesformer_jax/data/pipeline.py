@@ -87,11 +87,8 @@ def _read(builder: tfds.core.DatasetBuilder, split: str, shuffle: bool, seed: in
 
 def _decode(jpegs, indices):
     """Decode only frames `indices` of a (N,) vector of JPEG strings -> uint8 (len(indices), H, W, 3)."""
-    return tf.map_fn(
-        lambda data: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_FAST"),
-        tf.gather(jpegs, indices),
-        fn_output_signature=tf.uint8,
-    )
+    return transforms.each_frame(lambda data: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_FAST"),
+                                 tf.gather(jpegs, indices))
 
 
 def _temporal_indices(config: ClipConfig, length, fps, position, offsets):
@@ -144,7 +141,7 @@ def train_dataset(
 
     if isinstance(source, FrameStore):
         lo, hi = host_range(source.num_examples(split), process_index, process_count)
-        read, length_of, fps_of, label_of = _store_reader(source, split, config.num_frames)
+        read, length_of, fps_of, label_of = store_reader(source, split)
         ds = tf.data.Dataset.range(lo, hi).shuffle(hi - lo, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
@@ -155,7 +152,9 @@ def train_dataset(
             indices = clip_indices(seeds, tf.gather(length_of, video), tf.gather(fps_of, video))
             return {"jpegs": read(video, indices), "label": tf.gather(label_of, video), "seed": seeds[2]}
 
-        ds = ds.map(sample_stored_frames, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        # one map per clip: nothing to shuffle between reading and cropping
+        ds = ds.map(lambda counter, video: make_clip(sample_stored_frames(counter, video)),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
         ds = _read(source, host_split(split, process_index, process_count), shuffle=True, seed=seed)
         if repeat:
@@ -169,7 +168,7 @@ def train_dataset(
 
         ds = ds.enumerate().map(sample_frames, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.shuffle(shuffle_buffer, seed=seed).skip(skip_batches * batch_size)
-    ds = ds.map(make_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(make_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return _with_options(ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
 
@@ -183,7 +182,7 @@ def host_range(num_videos: int, process_index: int | None = None, process_count:
     return num_videos * process_index // process_count, num_videos * (process_index + 1) // process_count
 
 
-def _store_reader(store: FrameStore, split: str, frames_per_read: int | None):
+def store_reader(store: FrameStore, split: str):
     """(read(video, indices) -> (len(indices),) JPEG strings, then num_frames, fps and label per video as
     constants) for tf.data maps over a frame store's `split`."""
     index = store.split(split)
@@ -193,7 +192,7 @@ def _store_reader(store: FrameStore, split: str, frames_per_read: int | None):
 
     def read(video, indices):
         jpegs = tf.numpy_function(read_numpy, [video, indices], tf.string, stateful=False)
-        return tf.ensure_shape(jpegs, [frames_per_read])
+        return tf.ensure_shape(jpegs, indices.shape)  # as many strings as indices
 
     return (read, tf.constant(index.num_frames, tf.int32), tf.constant(index.fps, tf.float32),
             tf.constant(index.label, tf.int64))
@@ -252,7 +251,7 @@ def eval_dataset(
 
     def make_views(index, jpegs, length, fps, label, video_id, read=None):
         indices = tf.reshape(eval_view_indices(config, length, fps), [-1])
-        frames = _decode(read(indices), tf.range(tf.size(indices))) if read else _decode(jpegs, indices)
+        frames = _decode(read(indices), tf.range(indices.shape[0])) if read else _decode(jpegs, indices)
         views = config.num_views
         return {
             "video": eval_view_clips(frames, config),
@@ -265,7 +264,7 @@ def eval_dataset(
 
     if isinstance(source, FrameStore):
         lo, hi = host_range(source.num_examples(split), process_index, process_count)
-        read, length_of, fps_of, label_of = _store_reader(source, split, None)
+        read, length_of, fps_of, label_of = store_reader(source, split)
         video_ids = tf.constant(source.split(split).video_id)
 
         def views_of_stored(index, video):

@@ -14,18 +14,24 @@ colour, position, speed and size per clip. The object is always lighter than its
 colours of either polarity (the first version), finding the object needs a comparison between patches, and a
 TimeSformer trained from scratch (ours and Hugging Face's alike) sat at chance for over a thousand updates; with
 a light object on a dark scene the patch embedding alone tells object from background. Clips are written as
-H.264 `.mp4` files in the `video_folder` layout `<root>/<split>/<class>/<clip>.mp4`, so they go through the same
-builder and decoder as users' data.
+lossless FFV1 `.mkv` files (RGB; decoding gives back exactly the rendered frames, and the same seed gives the
+same files on every build, which H.264 did not) in the `video_folder` layout `<root>/<split>/<class>/<clip>.mkv`,
+so they go through the same builder and decoder as users' data.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from timesformer_jax.data.video_io import write_video
+
+SUFFIX = ".mkv"  # lossless and bit-reproducible (video_io.CODECS)
 
 CLASSES = (
     "move_left", "move_right", "move_up", "move_down",
@@ -153,26 +159,44 @@ def write_synthetic_motion(
     size: str | SyntheticSize = "ci",
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    workers: int | None = None,
 ) -> Path:
-    """Write the dataset as `<root>/{train,test}/<class>/<class>_<index>.mp4`; returns `root`.
+    """Write the dataset as `<root>/{train,test}/<class>/<class>_<index>.mkv`; returns `root`.
 
-    Deterministic in `seed`: each clip has its own random stream, derived from (seed, split, class, index).
+    Deterministic in `seed`: each clip has its own random stream, derived from (seed, split, class, index), so
+    the files do not depend on `workers` (processes, one (split, class) folder at a time; default: every core).
     """
     spec = SIZES[size] if isinstance(size, str) else size
     root = Path(root)
     log = log or (lambda message: None)
     counts = {"train": spec.train_per_class, "test": spec.test_per_class}
+    jobs = [(str(root), seed, split_index, split, label, per_class, spec.image_size, spec.num_frames, spec.fps)
+            for split_index, (split, per_class) in enumerate(counts.items()) for label in CLASSES if per_class]
     total = sum(counts.values()) * len(CLASSES)
+    workers = workers or os.cpu_count() or 1
     written = 0
-    for split_index, (split, per_class) in enumerate(counts.items()):
-        for label in CLASSES:
-            # The reversed class of a pair draws from its forward class's stream: clip i of `move_left` is clip i
-            # of `move_right` played backwards, background and all, so nothing but frame order tells them apart.
-            stream = CLASSES.index(_FORWARD.get(label, label))
-            for index in range(per_class):
-                rng = np.random.default_rng([seed, split_index, stream, index])
-                clip = render_clip(label, rng, spec.image_size, spec.num_frames)
-                write_video(root / split / label / f"{label}_{index:04d}.mp4", clip, spec.fps)
-                written += 1
-        log(f"{split}: {per_class * len(CLASSES)} clips written ({written}/{total})")
+    if workers == 1:
+        done = map(_write_class_folder, jobs)
+    else:
+        pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"))
+        done = pool.map(_write_class_folder, jobs)
+    try:
+        for (_, _, _, split, label, *_), count in zip(jobs, done):
+            written += count
+            log(f"{split}/{label}: {count} clips written ({written}/{total})")
+    finally:
+        if workers != 1:
+            pool.shutdown()
     return root
+
+
+def _write_class_folder(job) -> int:
+    root, seed, split_index, split, label, per_class, image_size, num_frames, fps = job
+    # The reversed class of a pair draws from its forward class's stream: clip i of `move_left` is clip i of
+    # `move_right` played backwards, background and all, so nothing but frame order tells them apart.
+    stream = CLASSES.index(_FORWARD.get(label, label))
+    for index in range(per_class):
+        rng = np.random.default_rng([seed, split_index, stream, index])
+        clip = render_clip(label, rng, image_size, num_frames)
+        write_video(Path(root) / split / label / f"{label}_{index:04d}{SUFFIX}", clip, fps)
+    return per_class

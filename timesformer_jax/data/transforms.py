@@ -123,15 +123,21 @@ def random_train_crop(frames, seed, crop_size: int, min_scale: int, max_scale: i
     return crop_window_and_resample(window_frames, box, coin & flip, crop_size)
 
 
+def each_frame(decode, jpegs):
+    """tf.stack([decode(j) for j in jpegs]) of a (T,) string tensor -> uint8 (T, ...): unrolled when T is
+    known when tracing (a clip's frame count always is), which costs less per clip than `tf.map_fn`'s loop."""
+    count = jpegs.shape[0]
+    if count is None:
+        return tf.map_fn(decode, jpegs, fn_output_signature=tf.uint8)
+    return tf.stack([decode(jpegs[i]) for i in range(count)])
+
+
 def random_train_crop_jpeg(jpegs, seed, crop_size: int, min_scale: int, max_scale: int, flip: bool):
     """`random_train_crop` straight from JPEG bytes (T,) of equal-sized frames: decodes only the crop window."""
     height_width = tf.image.extract_jpeg_shape(jpegs[0])[:2]
     window, box, coin = train_crop_geometry(height_width[0], height_width[1], seed, crop_size, min_scale, max_scale)
-    window_frames = tf.map_fn(
-        lambda data: tf.io.decode_and_crop_jpeg(data, window, channels=3, dct_method="INTEGER_FAST"),
-        jpegs,
-        fn_output_signature=tf.uint8,
-    )
+    window_frames = each_frame(
+        lambda data: tf.io.decode_and_crop_jpeg(data, window, channels=3, dct_method="INTEGER_FAST"), jpegs)
     return crop_window_and_resample(window_frames, box, coin & flip, crop_size)
 
 

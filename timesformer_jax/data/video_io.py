@@ -21,7 +21,11 @@ import numpy as np
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".3gp")
 
 # Container suffix -> (codec, pixel format) as the real datasets ship them.
-CODECS = {".mp4": ("libx264", "yuv420p"), ".webm": ("libvpx-vp9", "yuv420p"), ".avi": ("mpeg4", "yuv420p")}
+# suffix -> (encoder, pixel format). `.mkv` is lossless (FFV1 on RGB: the decoded frames are the written ones)
+# and bit-reproducible, which the generated datasets need: libx264 encoded 5-15% of the demo clips differently
+# in different processes from the same frames.
+CODECS = {".mp4": ("libx264", "yuv420p"), ".webm": ("libvpx-vp9", "yuv420p"), ".avi": ("mpeg4", "yuv420p"),
+          ".mkv": ("ffv1", "bgr0")}
 
 
 class VideoReadError(ValueError):
@@ -203,17 +207,17 @@ def write_video(path: str | Path, frames: np.ndarray | Sequence[np.ndarray], fps
         raise ValueError(f"frame height and width must be even for yuv420p, got {frames.shape[1:3]}")
     codec, pixel_format = CODECS[path.suffix]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
+    # bitexact: no muxer fields that change from run to run (Matroska's random segment and track UIDs)
+    with av.open(str(path), mode="w", options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream(codec, rate=_as_fraction(fps))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pixel_format
         if codec == "libx264":
             stream.options = {"crf": "18", "preset": "veryfast"}
         for image in frames:
-            # Convert to the codec's pixel format here and hand the encoder a frame built from the converted
-            # planes: when the encoder converts RGB frames itself, 6% of the generated demo clips encoded
-            # differently from one run to the next (the same frames, 0 of 300 differ this way).
-            planes = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pixel_format).to_ndarray()
-            for packet in stream.encode(av.VideoFrame.from_ndarray(planes, format=pixel_format)):
+            # The encoder gets frames already in its pixel format (converting inside the encoder path made more
+            # H.264 files differ between runs; bgr0 is a reordering of the RGB bytes).
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pixel_format)
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
