@@ -217,3 +217,24 @@ def test_two_processes_write_the_same_files_holding_exactly_the_rendered_frames(
     rendered = render_clip(label, np.random.default_rng([0, 0, CLASSES.index(label), index]), 32, 16)
     decoded = decode_video(tmp_path / "a" / "train" / label / f"{label}_{index:04d}.mkv", None).frames
     np.testing.assert_array_equal(decoded, rendered)
+
+
+def test_ordered_map_keeps_the_order_and_a_bounded_number_in_flight():
+    import threading
+    import time as _time
+
+    started, lock = [], threading.Lock()
+
+    def slow_square(x):
+        with lock:
+            started.append(x)
+        _time.sleep(0.002 * (x % 3))  # later items often finish first
+        return x * x
+
+    results = []
+    for item, value in builders.ordered_map(slow_square, range(40), workers=3):
+        with lock:
+            # never more than 2 * workers submitted beyond what was handed out
+            assert len(started) <= len(results) + 1 + 2 * 3
+        results.append((item, value))
+    assert results == [(x, x * x) for x in range(40)]

@@ -1,6 +1,7 @@
 """The frame store (a record per frame): the same frames as the TFDS layout, the same eval clips, a clip reads
 only its own frames, determinism, per-host parts, and no half-written store after a failure."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -152,3 +153,23 @@ def test_training_and_evaluation_read_the_frame_store_the_config_names(builder, 
     config.dataset.eval_split = "test[:16]"
     with pytest.raises(ValueError, match="TFDS slices"):
         build_experiment(config)
+
+
+def test_build_dataset_tool_writes_the_frame_store_and_reports_it(data_dir, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # the prepared CI dataset copied (with its generated videos), so the tool only adds the frame store
+    shutil.copytree(data_dir, tmp_path / "tfds")
+    repo = Path(__file__).resolve().parents[1]
+    command = [sys.executable, str(repo / "tools" / "build_dataset.py"), "--dataset", "synthetic_motion",
+               "--config", "ci", "--data_dir", str(tmp_path / "tfds"), "--layout", "frames", "--workers", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    store = FrameStore(next((tmp_path / "tfds" / "synthetic_motion" / "ci").glob("*")) / "frames")
+    assert store.num_examples("train") + store.num_examples("test") == 320
+    assert "frame store in" in result.stdout
+    assert re.search(rf"train\s+{store.num_examples('train')} videos", result.stdout), result.stdout
+    assert "shard 1/" in result.stdout + result.stderr

@@ -235,7 +235,7 @@ BUILDERS = {
 
 
 class SyntheticMotion(LocalVideoBuilder):
-    """Generated clips on which frame order matters (see `synthetic_motion.py`): written as .mp4 files in the
+    """Generated clips on which frame order matters (see `synthetic_motion.py`): written as .mkv files in the
     video_folder layout, then read back through the same decoder as any local dataset."""
 
     BUILDER_CONFIGS = [
@@ -244,7 +244,8 @@ class SyntheticMotion(LocalVideoBuilder):
     VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {"1.0.0": "JPEG frames at the source frame rate.",
                      "1.1.0": "H.264 clips from frames converted to yuv420p first (fewer clips differ between builds).",
-                     "1.2.0": "Lossless FFV1 clips: the rendered frames exactly, the same files on every build."}
+                     "1.2.0": "Lossless FFV1 clips: the rendered frames exactly, the same files on every build. The "
+                              "rotating hand starts near 12 o'clock."}
 
     def _entries(self, manual_dir):
         return annotations.video_folder_entries(manual_dir), list(CLASSES)
