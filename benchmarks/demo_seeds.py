@@ -33,6 +33,9 @@ def run_seed(scheme: str, seed: int, workdir: Path, data_dir: Path, overrides: d
     run_dir = workdir / f"{scheme}_seed{seed}"
     started = time.perf_counter()
     summary = train_and_evaluate(config, run_dir, log=lambda message: None)
+    if summary.stopped_by:  # a stopped run's evaluation is not this seed's result: rerun to resume it
+        raise SystemExit(f"{scheme} seed {seed} stopped by {summary.stopped_by} at step {summary.last_step}; "
+                         "rerun the same command to resume")
     if summary.eval_metrics is None:
         step, _ = evaluate_checkpoint(config, run_dir, log=lambda message: None)
         confusion_csv = run_dir / f"eval_step{step}" / "confusion_matrix.csv"

@@ -1,6 +1,11 @@
-"""The demo's comparison table: accuracies per class group from a confusion matrix, computed by hand."""
+"""The demo's comparison table: accuracies per class group from a confusion matrix, computed by hand; stale and
+stopped runs never give a table."""
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+from timesformer_jax.train.config import load_config_file
 
 
 def test_demo_group_accuracies_and_table():
@@ -59,3 +64,26 @@ def test_a_stale_demo_run_is_set_aside_and_a_matching_one_kept(tmp_path):
     (run_dir / "checkpoints").mkdir()
     (run_dir / STAMP_FILE).unlink()
     assert "no record" in stale_reason(run_dir, stamp)
+
+
+def test_a_demo_run_stopped_by_a_signal_prints_no_table(tmp_path, monkeypatch):
+    from timesformer_jax import demo
+    from timesformer_jax.data import builders
+    from timesformer_jax.train import loop
+    from timesformer_jax.train.loop import RunSummary
+
+    class Prepared:
+        version = "1.2.0"
+
+        def download_and_prepare(self):
+            pass
+
+    def stopped_run(config, workdir, log):
+        return RunSummary(str(workdir), "divided_space_time", 0, 700, 11250, 1.0, 1.0, stopped_by="SIGINT")
+
+    monkeypatch.setattr(builders, "dataset_builder", lambda *args: Prepared())
+    monkeypatch.setattr(loop, "train_and_evaluate", stopped_run)
+    monkeypatch.setattr(loop, "evaluate_checkpoint", lambda *a, **k: pytest.fail("a stopped run was evaluated"))
+    config = load_config_file(Path(__file__).resolve().parents[1] / "configs" / "demo.py", "divided_space_time")
+    with pytest.raises(demo.DemoStopped, match="stopped by SIGINT at step 700 of 11250.*again to resume"):
+        demo.run_demo(lambda scheme: config, ["divided_space_time"], tmp_path, log=lambda message: None)

@@ -134,6 +134,10 @@ def prepare_run_dir(run_dir: Path, stamp: dict, log: Callable[[str], None] = pri
     return kept
 
 
+class DemoStopped(RuntimeError):
+    """A run was stopped by a signal before it finished: there is no table to show."""
+
+
 def run_demo(get_config: Callable[[str], object], schemes: Sequence[str], workdir: str | Path,
              log: Callable[[str], None] = print) -> str:
     """Prepare synthetic_motion/demo under workdir/tfds, train and evaluate each scheme in workdir/<scheme>
@@ -162,6 +166,9 @@ def run_demo(get_config: Callable[[str], object], schemes: Sequence[str], workdi
         prepare_run_dir(run_dir, run_stamp(config, str(builder.version)), log)
         started = time.perf_counter()
         summary = train_and_evaluate(config, run_dir, log=log)
+        if summary.stopped_by:  # Ctrl-C or a kill: no table from a run cut short; the checkpoint is kept
+            raise DemoStopped(f"{scheme} stopped by {summary.stopped_by} at step {summary.last_step} of "
+                              f"{summary.total_steps}; run `make demo` again to resume it (no table printed)")
         if summary.eval_metrics is None:  # the run had already finished: evaluate its last checkpoint again
             log(f"{scheme}: finished earlier with this package version, dataset and config; evaluating its last "
                 f"checkpoint again (delete {run_dir} to train it from scratch)")

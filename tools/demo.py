@@ -22,7 +22,13 @@ def main(argv):
     from timesformer_jax.train.config import load_config_file
     from timesformer_jax.demo import run_demo
 
-    table = run_demo(lambda scheme: load_config_file(CONFIG_FILE, scheme), _SCHEMES.value, _WORKDIR.value)
+    from timesformer_jax.demo import DemoStopped
+
+    try:
+        table = run_demo(lambda scheme: load_config_file(CONFIG_FILE, scheme), _SCHEMES.value, _WORKDIR.value)
+    except DemoStopped as e:
+        print(f"\n{e}", flush=True)
+        return 130
     print("\n" + table, flush=True)
 
 
