@@ -161,8 +161,9 @@ def test_build_dataset_tool_writes_the_frame_store_and_reports_it(data_dir, tmp_
     import sys
     from pathlib import Path
 
-    # the prepared CI dataset copied (with its generated videos), so the tool only adds the frame store
-    shutil.copytree(data_dir, tmp_path / "tfds")
+    # the prepared CI dataset copied (with its generated videos, without a frame store another test may have
+    # written), so the tool only adds the frame store
+    shutil.copytree(data_dir, tmp_path / "tfds", ignore=shutil.ignore_patterns("frames"))
     repo = Path(__file__).resolve().parents[1]
     command = [sys.executable, str(repo / "tools" / "build_dataset.py"), "--dataset", "synthetic_motion",
                "--config", "ci", "--data_dir", str(tmp_path / "tfds"), "--layout", "frames", "--workers", "2"]
