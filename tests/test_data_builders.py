@@ -221,6 +221,8 @@ def test_two_processes_write_the_same_files_holding_exactly_the_rendered_frames(
 
 def test_ordered_map_keeps_the_order_and_a_bounded_number_in_flight():
     import threading
+
+    from timesformer_jax.data.work_pool import ordered_map
     import time as _time
 
     started, lock = [], threading.Lock()
@@ -232,7 +234,7 @@ def test_ordered_map_keeps_the_order_and_a_bounded_number_in_flight():
         return x * x
 
     results = []
-    for item, value in builders.ordered_map(slow_square, range(40), workers=3):
+    for item, value in ordered_map(slow_square, range(40), workers=3):
         with lock:
             # never more than 2 * workers submitted beyond what was handed out
             assert len(started) <= len(results) + 1 + 2 * 3

@@ -19,10 +19,8 @@ CONFIG_FILE = Path(__file__).resolve().parents[1] / "configs" / "demo.py"
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # TFDS's per-read INFO lines would drown the progress bar
+    from timesformer_jax.demo import DemoStopped, run_demo
     from timesformer_jax.train.config import load_config_file
-    from timesformer_jax.demo import run_demo
-
-    from timesformer_jax.demo import DemoStopped
 
     try:
         table = run_demo(lambda scheme: load_config_file(CONFIG_FILE, scheme), _SCHEMES.value, _WORKDIR.value)

@@ -32,6 +32,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 from timesformer_jax.data import annotations  # noqa: E402
 from timesformer_jax.data.synthetic_motion import CLASSES, SIZES, write_synthetic_motion  # noqa: E402
 from timesformer_jax.data.video_io import VideoReadError, decode_video  # noqa: E402
+from timesformer_jax.data.work_pool import ordered_map  # noqa: E402
 
 SKIPPED_FILE = "skipped.tsv"
 DEFAULT_SHORT_SIDE = 320
@@ -64,24 +65,6 @@ def video_example(entry: annotations.Entry, short_side: int, jpeg_quality: int) 
         "video_id": entry.video_id,
         "fps": video.fps,
     }
-
-
-def ordered_map(fn, items, workers: int):
-    """(item, fn(item)) for each item, in order, computed on `workers` threads with at most 2 * workers
-    results waiting (a generator: memory stays bounded however many items there are)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    items = iter(items)
-    with ThreadPoolExecutor(workers) as pool:
-        pending = collections.deque()
-        for item in items:
-            pending.append((item, pool.submit(fn, item)))
-            if len(pending) >= 2 * workers:
-                item, future = pending.popleft()
-                yield item, future.result()
-        while pending:
-            item, future = pending.popleft()
-            yield item, future.result()
 
 
 class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):

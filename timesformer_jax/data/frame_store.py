@@ -25,11 +25,11 @@ import os
 import shutil
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+
+from timesformer_jax.data.work_pool import process_map
 
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
@@ -149,16 +149,10 @@ def write_frame_store(builder, root: str | os.PathLike | None = None, *, workers
             jobs.append((str(builder.data_dir), split, lo, hi, str(partial / split / shard_name(i, count))))
     started = time.perf_counter()
     rows: dict[str, list] = {}
-    executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
-    try:
-        results = executor.map(_write_shard, jobs) if executor else map(_write_shard, jobs)
-        for done, ((_, split, *_), shard_rows) in enumerate(zip(jobs, results), 1):
-            rows.setdefault(split, []).append(shard_rows)
-            log(f"frame store: shard {done}/{len(jobs)} ({split}, {len(shard_rows['label'])} videos, "
-                f"{int(np.sum(shard_rows['num_frames']))} frames) after {time.perf_counter() - started:.0f} s")
-    finally:
-        if executor:
-            executor.shutdown()
+    for done, ((_, split, *_), shard_rows) in enumerate(zip(jobs, process_map(_write_shard, jobs, workers)), 1):
+        rows.setdefault(split, []).append(shard_rows)
+        log(f"frame store: shard {done}/{len(jobs)} ({split}, {len(shard_rows['label'])} videos, "
+            f"{int(np.sum(shard_rows['num_frames']))} frames) after {time.perf_counter() - started:.0f} s")
     splits = {}
     for split, shards in rows.items():
         index = {key: np.concatenate([s[key] for s in shards]) for key in shards[0]}

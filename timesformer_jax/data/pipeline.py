@@ -7,8 +7,9 @@
 
 Only the sampled frames are JPEG-decoded (the stored frames are read as undecoded strings). The source is a
 prepared TFDS builder (a record per video, read whole) or a `frame_store.FrameStore` (a record per frame: a clip
-reads only its frames). Each host reads its own part of the split (`tfds.even_splits` / `host_range` by process), TensorFlow stays on the CPU, and every random choice is a
-stateless function of (seed, element counter), so the order and content of batches are fixed by the seed.
+reads only its frames). Each host reads its own part of the split (`tfds.even_splits` / `host_range` by
+process), TensorFlow stays on the CPU, and every random choice is a stateless function of (seed, element
+counter), so the order and content of batches are fixed by the seed.
 """
 from __future__ import annotations
 
@@ -85,10 +86,9 @@ def _read(builder: tfds.core.DatasetBuilder, split: str, shuffle: bool, seed: in
     )
 
 
-def _decode(jpegs, indices):
-    """Decode only frames `indices` of a (N,) vector of JPEG strings -> uint8 (len(indices), H, W, 3)."""
-    return transforms.each_frame(lambda data: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_FAST"),
-                                 tf.gather(jpegs, indices))
+def _decode(jpegs):
+    """A (N,) vector of JPEG strings -> uint8 (N, H, W, 3)."""
+    return transforms.each_frame(lambda data: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_FAST"), jpegs)
 
 
 def _temporal_indices(config: ClipConfig, length, fps, position, offsets):
@@ -249,9 +249,9 @@ def eval_dataset(
     further to that many batches (see `eval_num_batches`)."""
     t = config.num_frames
 
-    def make_views(index, jpegs, length, fps, label, video_id, read=None):
-        indices = tf.reshape(eval_view_indices(config, length, fps), [-1])
-        frames = _decode(read(indices), tf.range(indices.shape[0])) if read else _decode(jpegs, indices)
+    def make_views(index, jpegs_of, length, fps, label, video_id):
+        # jpegs_of(indices): the JPEG strings of those frames of the video
+        frames = _decode(jpegs_of(tf.reshape(eval_view_indices(config, length, fps), [-1])))
         views = config.num_views
         return {
             "video": eval_view_clips(frames, config),
@@ -268,16 +268,16 @@ def eval_dataset(
         video_ids = tf.constant(source.split(split).video_id)
 
         def views_of_stored(index, video):
-            return make_views(index, None, tf.gather(length_of, video), tf.gather(fps_of, video),
-                              tf.gather(label_of, video), tf.gather(video_ids, video),
-                              read=lambda indices: read(video, indices))
+            return make_views(index, lambda indices: read(video, indices), tf.gather(length_of, video),
+                              tf.gather(fps_of, video), tf.gather(label_of, video), tf.gather(video_ids, video))
 
         ds = tf.data.Dataset.range(lo, hi).enumerate().map(views_of_stored, num_parallel_calls=tf.data.AUTOTUNE,
                                                              deterministic=True)
     else:
         ds = _read(source, host_split(split, process_index, process_count), shuffle=False, seed=0).enumerate()
-        ds = ds.map(lambda index, example: make_views(index, example["video"], tf.shape(example["video"])[0],
-                                                      example["fps"], example["label"], example["video_id"]),
+        ds = ds.map(lambda index, example: make_views(
+                        index, lambda indices: tf.gather(example["video"], indices), tf.shape(example["video"])[0],
+                        example["fps"], example["label"], example["video_id"]),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.unbatch()
     dtype = {"bfloat16": tf.bfloat16, "uint8": tf.uint8}.get(config.dtype, tf.float32)

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from timesformer_jax.data.video_io import write_video
+from timesformer_jax.data.work_pool import process_map
 
 SUFFIX = ".mkv"  # lossless and bit-reproducible (video_io.CODECS)
 
@@ -181,18 +180,9 @@ def write_synthetic_motion(
     total = sum(counts.values()) * len(CLASSES)
     workers = workers or os.cpu_count() or 1
     written = 0
-    if workers == 1:
-        done = map(_write_class_folder, jobs)
-    else:
-        pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"))
-        done = pool.map(_write_class_folder, jobs)
-    try:
-        for (_, _, _, split, label, *_), count in zip(jobs, done):
-            written += count
-            log(f"{split}/{label}: {count} clips written ({written}/{total})")
-    finally:
-        if workers != 1:
-            pool.shutdown()
+    for (_, _, _, split, label, *_), count in zip(jobs, process_map(_write_class_folder, jobs, workers)):
+        written += count
+        log(f"{split}/{label}: {count} clips written ({written}/{total})")
     return root
 
 

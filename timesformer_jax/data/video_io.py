@@ -20,10 +20,9 @@ import numpy as np
 # PyAV (FFmpeg) reads.
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".3gp")
 
-# Container suffix -> (codec, pixel format) as the real datasets ship them.
-# suffix -> (encoder, pixel format). `.mkv` is lossless (FFV1 on RGB: the decoded frames are the written ones)
-# and bit-reproducible, which the generated datasets need: libx264 encoded 5-15% of the demo clips differently
-# in different processes from the same frames.
+# Container suffix -> (encoder, pixel format): the first three as the real datasets ship them. `.mkv` is lossless
+# (FFV1 on RGB: the decoded frames are the written ones) and bit-reproducible, which the generated datasets need:
+# libx264 encoded 5-15% of the demo clips differently in different processes from the same frames.
 CODECS = {".mp4": ("libx264", "yuv420p"), ".webm": ("libvpx-vp9", "yuv420p"), ".avi": ("mpeg4", "yuv420p"),
           ".mkv": ("ffv1", "bgr0")}
 

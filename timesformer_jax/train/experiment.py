@@ -86,14 +86,15 @@ def _dataset(config: ml_collections.ConfigDict, num_classes: int):
     builder = prepared_builder(config.dataset.name, config.dataset.data_dir, config.dataset.config,
                                config.dataset.short_side)
     layout = config.dataset.get("layout", "tfds")
-    if layout == "frames":
-        return _frame_store(builder, config, num_classes)
-    if layout != "tfds":
+    if layout not in ("tfds", "frames"):
         raise ValueError(f"config.dataset.layout must be 'tfds' or 'frames', got {layout!r}")
-    class_names = list(builder.info.features["label"].names)
+    class_names = list(builder.info.features["label"].names)  # the frame store holds the same, copied from here
     if len(class_names) != num_classes:
         raise ValueError(f"config.model.num_classes is {num_classes}, but dataset {builder.name}/"
                          f"{builder.builder_config.name} has {len(class_names)} classes")
+    if layout == "frames":
+        store = _frame_store(builder, config)
+        return store, store.class_names, store.num_examples(config.dataset.train_split)
     for split in (config.dataset.train_split, config.dataset.eval_split):
         try:
             builder.info.splits[split]  # also accepts TFDS slices such as "train[:90%]"
@@ -103,7 +104,8 @@ def _dataset(config: ml_collections.ConfigDict, num_classes: int):
     return builder, class_names, builder.info.splits[config.dataset.train_split].num_examples
 
 
-def _frame_store(builder, config: ml_collections.ConfigDict, num_classes: int):
+def _frame_store(builder, config: ml_collections.ConfigDict) -> FrameStore:
+    """The frame store beside `builder`'s files, with the configured splits checked."""
     root = frame_store_dir(builder)
     if not root.exists():
         raise FileNotFoundError(
@@ -111,12 +113,9 @@ def _frame_store(builder, config: ml_collections.ConfigDict, num_classes: int):
             f"tools/build_dataset.py --dataset {config.dataset.name} --config {builder.builder_config.name} "
             f"--data_dir {config.dataset.data_dir or '<data_dir>'} --layout frames`")
     store = FrameStore(root)
-    if len(store.class_names) != num_classes:
-        raise ValueError(f"config.model.num_classes is {num_classes}, but the frame store {root} has "
-                         f"{len(store.class_names)} classes")
     for split in (config.dataset.train_split, config.dataset.eval_split):
         store.split(split)
-    return store, store.class_names, store.num_examples(config.dataset.train_split)
+    return store
 
 
 def build_experiment(config: ml_collections.ConfigDict) -> Experiment:
