@@ -22,6 +22,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -57,7 +58,12 @@ def directory_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def pipeline_rate(make_dataset, threads: int, clips_per_batch: int, batches: int) -> float:
+class Rate(NamedTuple):
+    per_second: float  # clips (or views) per second of wall time
+    per_cpu_second: float  # per second of CPU time summed over the process's threads: the rate per busy core
+
+
+def pipeline_rate(make_dataset, threads: int, clips_per_batch: int, batches: int) -> Rate:
     import tensorflow as tf
 
     ds = make_dataset()
@@ -67,10 +73,11 @@ def pipeline_rate(make_dataset, threads: int, clips_per_batch: int, batches: int
     ds = ds.with_options(options)
     iterator = iter(ds)
     next(iterator)  # warm-up: graph tracing, file opening, buffers
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(batches):
         next(iterator)
-    return batches * clips_per_batch / (time.perf_counter() - start)
+    clips = batches * clips_per_batch
+    return Rate(clips / (time.perf_counter() - start), clips / (time.process_time() - cpu_start))
 
 
 def stage_costs(store, config, threads: int, clips: int = 400) -> list[tuple[str, float]]:
@@ -79,7 +86,7 @@ def stage_costs(store, config, threads: int, clips: int = 400) -> list[tuple[str
     import tensorflow as tf
 
     from timesformer_jax.data import transforms
-    from timesformer_jax.data.pipeline import store_reader
+    from timesformer_jax.data.pipeline import finish_frames, store_reader
 
     read, length_of, fps_of, _ = store_reader(store, "train")
     videos = store.num_examples("train")
@@ -96,17 +103,17 @@ def stage_costs(store, config, threads: int, clips: int = 400) -> list[tuple[str
     def windows(counter):
         jpegs, seed = jpegs_of(counter)
         size = tf.image.extract_jpeg_shape(jpegs[0])[:2]
-        window, box, flip = transforms.train_crop_geometry(size[0], size[1], seed, config.crop_size,
-                                                           *config.train_scale)
+        window, rows_at, cols_at, flip = transforms.train_crop_geometry(size[0], size[1], seed, config.crop_size,
+                                                                        *config.train_scale)
         decoded = transforms.each_frame(
             lambda data: tf.io.decode_and_crop_jpeg(data, window, channels=3, dct_method="INTEGER_FAST"), jpegs)
-        return decoded, box, flip
+        return decoded, rows_at, cols_at, flip
 
     def resampled(counter):
-        return transforms.crop_window_and_resample(*windows(counter), config.crop_size)
+        return transforms.crop_window_and_resample(*windows(counter))
 
     def as_uint8(counter):
-        return tf.cast(tf.clip_by_value(tf.round(resampled(counter)), 0.0, 255.0), tf.uint8)
+        return finish_frames(resampled(counter), config)
 
     stages = [("sampling indices + reading the 8 records", lambda c: jpegs_of(c)[0]),
               ("+ decoding the 8 crop windows", lambda c: windows(c)[0]),
@@ -118,8 +125,7 @@ def stage_costs(store, config, threads: int, clips: int = 400) -> list[tuple[str
         per_batch = 8 if stage is None else 1
         if stage is None:
             ds = ds.batch(8).prefetch(tf.data.AUTOTUNE)
-        rate = pipeline_rate(lambda: ds, threads, per_batch, clips // per_batch)
-        ms = 1000 / rate
+        ms = 1000 / pipeline_rate(lambda: ds, threads, per_batch, clips // per_batch).per_second
         costs.append((name, ms - previous))
         previous = ms
     costs.append(("total", previous))
@@ -209,8 +215,9 @@ def main():
                                                                 process_index=0, process_count=1).repeat(),
                                            threads, args.batch_size, args.batches)
                 rows.append((f"{layout}, {dtype} out", threads, prepare, size, train, evaluation))
-                print(f"{layout}, {dtype}, {threads} thread(s): train {train:.1f} clips/s, eval {evaluation:.1f} "
-                      "views/s", flush=True)
+                print(f"{layout}, {dtype}, {threads} thread(s): train {train.per_second:.1f} clips/s "
+                      f"({train.per_cpu_second:.1f} per CPU-second), eval {evaluation.per_second:.1f} views/s "
+                      f"({evaluation.per_cpu_second:.1f} per CPU-second)", flush=True)
 
     store = FrameStore(store_root)
     clips = 64
@@ -235,20 +242,21 @@ def main():
     video_size = directory_size(video_dir)
     rng = np.random.default_rng(0)
     videos = sorted(video_dir.glob("*.mp4"))
-    start, clips = time.perf_counter(), 0
+    start, cpu_start, clips = time.perf_counter(), time.process_time(), 0
     while time.perf_counter() - start < 10:
         indices = dense_indices(300, 8, 32, rng.random(), fps=30)
         pyav_clip(videos[clips % len(videos)], indices)
         clips += 1
-    video_rate = clips / (time.perf_counter() - start)
+    video_rate = Rate(clips / (time.perf_counter() - start), clips / (time.process_time() - cpu_start))
     rows.append(("H.264 at 320, PyAV decode (decode only, no augmentation)", 1, video_prepare, video_size,
-                 video_rate, float("nan")))
-    print(f"H.264: prepared in {video_prepare:.1f} s, {video_size / 2**20:.1f} MiB, {video_rate:.1f} clips/s")
+                 video_rate, Rate(float("nan"), float("nan"))))
+    print(f"H.264: prepared in {video_prepare:.1f} s, {video_size / 2**20:.1f} MiB, {video_rate.per_second:.1f} clips/s")
 
-    print("\n| storage | threads | prepare s | MiB on disk | train clips/s | eval views/s |")
-    print("|---|---|---|---|---|---|")
+    print("\n| storage | threads | prepare s | MiB on disk | train clips/s | per CPU-s | eval views/s | per CPU-s |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, threads, prepare, size, train, evaluation in rows:
-        print(f"| {name} | {threads} | {prepare:.1f} | {size / 2**20:.1f} | {train:.1f} | {evaluation:.1f} |")
+        print(f"| {name} | {threads} | {prepare:.1f} | {size / 2**20:.1f} | {train.per_second:.1f} | "
+              f"{train.per_cpu_second:.1f} | {evaluation.per_second:.1f} | {evaluation.per_cpu_second:.1f} |")
 
 
 if __name__ == "__main__":

@@ -27,15 +27,23 @@ def test_tf_sampling_matches_numpy_reference():
                                       sampling.segment_indices(length, frames))
 
 
-@pytest.mark.parametrize("shape", [(2, 30, 20, 3), (2, 20, 30, 3), (2, 24, 24, 3)])
+def torch_resize_short_side(frames, short_side):
+    """The official resize: (T, H, W, C) -> shorter side `short_side`, longer floor(longer / shorter * short_side),
+    by torch's bilinear interpolate(align_corners=False)."""
+    h, w = frames.shape[1:3]
+    size = (short_side, int(np.floor(w / h * short_side))) if h <= w else (int(np.floor(h / w * short_side)), short_side)
+    return F.interpolate(torch.from_numpy(np.asarray(frames, np.float32)).permute(0, 3, 1, 2), size=size,
+                         mode="bilinear", align_corners=False).permute(0, 2, 3, 1).numpy()
+
+
+@pytest.mark.parametrize("shape", [(2, 30, 20, 3), (2, 20, 30, 3), (2, 24, 24, 3), (2, 9, 13, 3)])
 def test_resize_short_side_matches_torch_bilinear(shape):
     frames = np.random.default_rng(1).uniform(0, 255, shape).astype(np.float32)
-    ours = transforms.resize_short_side(frames, 16).numpy()
-    h, w = shape[1:3]
-    size = (16, int(np.floor(w / h * 16))) if h <= w else (int(np.floor(h / w * 16)), 16)
-    reference = F.interpolate(torch.from_numpy(frames).permute(0, 3, 1, 2), size=size, mode="bilinear",
-                              align_corners=False).permute(0, 2, 3, 1).numpy()
-    np.testing.assert_allclose(ours, reference, atol=1e-3)
+    reference = torch_resize_short_side(frames, 16)
+    np.testing.assert_allclose(transforms.resize_short_side(frames, 16).numpy(), reference, atol=1e-3)
+    as_uint8 = transforms.resize_short_side(frames.round().astype(np.uint8), 16, dtype=tf.uint8).numpy()
+    rounded = torch_resize_short_side(frames.round(), 16)
+    assert as_uint8.dtype == np.uint8 and np.abs(as_uint8 - rounded).max() <= 0.5 + 1e-3  # the nearest level
 
 
 def test_uniform_crop_takes_start_centre_end_of_the_longer_side():
@@ -47,9 +55,10 @@ def test_uniform_crop_takes_start_centre_end_of_the_longer_side():
         np.testing.assert_array_equal(transforms.uniform_crop(wide, 16, index).numpy(), wide[:, :, left:left + 16])
 
 
-def test_random_train_crop_is_a_jittered_crop_and_a_fair_flip():
-    frames = np.random.default_rng(2).uniform(0, 255, (2, 18, 24, 3)).astype(np.float32)
-    candidates = {s: transforms.resize_short_side(frames, s).numpy() for s in range(12, 15)}
+@pytest.mark.parametrize("shape", [(2, 18, 24, 3), (2, 9, 13, 3)])  # the jittered resize shrinks / enlarges
+def test_random_train_crop_is_a_jittered_crop_and_a_fair_flip(shape):
+    frames = np.random.default_rng(2).uniform(0, 255, shape).astype(np.float32)
+    candidates = {s: torch_resize_short_side(frames, s) for s in range(12, 15)}
     flips = 0
     for i in range(40):
         out = transforms.random_train_crop(frames, tf.constant([7, i]), 10, 12, 14, flip=True).numpy()

@@ -97,11 +97,17 @@ def _temporal_indices(config: ClipConfig, length, fps, position, offsets):
     return transforms.segment_indices(length, config.num_frames, offsets)
 
 
-def _finish(frames, config: ClipConfig):
-    """Resized, cropped float frames (uint8 range) -> the pipeline's output: normalised float32 / bfloat16, or
-    for dtype "uint8" the frames rounded to uint8, normalised later on the device (`data.device_input`)."""
+def resampled_dtype(config: ClipConfig):
+    """What the resamples yield for `config`: uint8 (rounded as they sample) for uint8 pipelines, else float32."""
+    return tf.uint8 if config.dtype == "uint8" else tf.float32
+
+
+def finish_frames(frames, config: ClipConfig):
+    """Resized, cropped frames of `resampled_dtype(config)` -> the pipeline's output: normalised float32 /
+    bfloat16, or for dtype "uint8" the uint8 frames as they are, normalised later on the device
+    (`data.device_input`)."""
     if config.dtype == "uint8":
-        return tf.cast(tf.clip_by_value(tf.round(frames), 0.0, 255.0), tf.uint8)
+        return frames if frames.dtype == tf.uint8 else transforms.round_to_uint8(frames)
     frames = transforms.normalise(frames, config.mean, config.std)
     return tf.cast(frames, tf.bfloat16 if config.dtype == "bfloat16" else tf.float32)
 
@@ -136,8 +142,8 @@ def train_dataset(
 
     def make_clip(clip):
         frames = transforms.random_train_crop_jpeg(clip["jpegs"], clip["seed"], config.crop_size, *config.train_scale,
-                                                   config.flip)
-        return {"video": _finish(frames, config), "label": tf.cast(clip["label"], tf.int32)}
+                                                   config.flip, resampled_dtype(config))
+        return {"video": finish_frames(frames, config), "label": tf.cast(clip["label"], tf.int32)}
 
     if isinstance(source, FrameStore):
         lo, hi = host_range(source.num_examples(split), process_index, process_count)
@@ -213,19 +219,24 @@ def eval_view_clips(frames, config: ClipConfig):
     """The test views from the frames `eval_view_indices` named, in its order (uint8 (nt * T, H, W, 3), any size)
     -> (num_views, T, crop, crop, 3) normalised: shorter side resized to the crop size, then 1 (centre) or 3
     crops along the longer side, view = temporal_view * num_spatial_crops + spatial_crop."""
-    return eval_crops(transforms.resize_short_side(frames, config.crop_size, config.antialias), config)
+    return eval_crops(transforms.resize_short_side(frames, config.crop_size, config.antialias, resampled_dtype(config)),
+                      config)
 
 
 def eval_crops(frames, config: ClipConfig):
-    """`eval_view_clips` after its resize: frames whose shorter side is already the crop size (float
-    (nt * T, H, W, 3), from `transforms.resize_short_side`) -> (num_views, T, crop, crop, 3) normalised. For
+    """`eval_view_clips` after its resize: frames whose shorter side is already the crop size ((nt * T, H, W, 3)
+    float32, or uint8 for uint8 pipelines, from `transforms.resize_short_side`) -> (num_views, T, crop, crop, 3)
+    normalised. For
     callers that resize frame by frame as they decode (the resize is per frame, so the result is the same)."""
     nt, ns, t = config.num_temporal_views, config.num_spatial_crops, config.num_frames
+    # finishing is per value, so it commutes with cropping: done once on the frames, not on each overlapping crop
+    # (the 3 crops hold 1.7x a 16:9 frame's values), and the crops then copy uint8 instead of float32
+    frames = finish_frames(frames, config)
     clips = []
     for v in range(nt):
         clip = frames[v * t : (v + 1) * t]
         clips.extend(transforms.uniform_crop(clip, config.crop_size, s) for s in ([1] if ns == 1 else [0, 1, 2]))
-    return _finish(tf.stack(clips), config)
+    return tf.stack(clips)
 
 
 def eval_num_batches(num_examples: int, process_count: int, num_views: int, batch_size: int) -> int:

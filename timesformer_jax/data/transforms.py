@@ -9,6 +9,12 @@ agree. The spatial transforms follow the official (PySlowFast) ones:
 * test: shorter side resized to `crop_size`, then one of three `crop_size` squares along the longer side
   (0: start, 1: centre rounded up, 2: end), `uniform_crop` in the official code.
 
+Both resamples are one rule, `bilinear_samples`: bilinear samples at the source coordinates a resize with
+half-pixel centres would use (`resized_coordinates`), so the train crop samples only its window and never the
+rest of the resized frame. It is compiled with XLA (TensorFlow's, on the CPU): about 2.5x faster than
+`tf.image.crop_and_resize` and 1.3x faster than `tf.image.resize` on one core. Pipelines that yield uint8 get the
+rounding fused into it too.
+
 Randomness is stateless: every random choice is a function of a per-example seed, so a pipeline is
 deterministic for a given seed however many threads run it.
 """
@@ -52,26 +58,48 @@ def short_side_size(height, width, short_side):
     return tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
 
 
-def resize_short_side(frames, short_side, antialias: bool = False):
-    """frames (T, H, W, 3) -> float32 (T, H', W', 3) with min(H', W') == short_side (bilinear, half-pixel).
+def resize_short_side(frames, short_side, antialias: bool = False, dtype=tf.float32):
+    """frames (T, H, W, 3) -> (T, H', W', 3) with min(H', W') == short_side (bilinear, half-pixel), float32, or
+    for dtype uint8 rounded to the nearest level (`round_to_uint8`).
 
     Without antialiasing this is what the official test transform computes (`torch.nn.functional.interpolate(
-    mode="bilinear", align_corners=False)`); `antialias=True` widens the kernel on downscales (torch's
-    `antialias=True`), which at large downscales changes the pixels, and a model's logits, substantially."""
+    mode="bilinear", align_corners=False)`), by `bilinear_samples`; `antialias=True` widens the kernel on
+    downscales (torch's `antialias=True`), which at large downscales changes the pixels, and a model's logits,
+    substantially."""
     shape = tf.shape(frames)
-    size = short_side_size(shape[1], shape[2], short_side)
-    return tf.image.resize(tf.cast(frames, tf.float32), tf.stack(size), method="bilinear", antialias=antialias)
+    new_h, new_w = short_side_size(shape[1], shape[2], short_side)
+    if antialias:
+        resized = tf.image.resize(tf.cast(frames, tf.float32), tf.stack([new_h, new_w]), method="bilinear",
+                                  antialias=True)
+        return round_to_uint8(resized) if tf.as_dtype(dtype) == tf.uint8 else resized
+    return bilinear_samples(frames, resized_coordinates(0, new_h, shape[1], new_h),
+                            resized_coordinates(0, new_w, shape[2], new_w), dtype)
+
+
+def round_to_uint8(frames):
+    """Float frames in [0, 255] -> uint8, each value to the nearest level (halves up). Bilinear samples of uint8
+    frames lie in [0, 255] up to float rounding, so x + 0.5 truncates without a clip: one pass, not three."""
+    return tf.cast(frames + 0.5, tf.uint8)
+
+
+def resized_coordinates(offset, count: int, size, new_size):
+    """Where samples offset .. offset + count - 1 of a length-`size` axis resized to `new_size` take their values:
+    float64 (count,) source coordinates (i + 0.5) * size / new_size - 0.5, each clamped to [0, size - 1], the
+    arithmetic of bilinear resizing with half-pixel centres (torch's `interpolate(align_corners=False)`)."""
+    size_f = tf.cast(size, tf.float64)
+    index = tf.cast(offset, tf.float64) + tf.range(count, dtype=tf.float64)
+    return tf.clip_by_value((index + 0.5) * size_f / tf.cast(new_size, tf.float64) - 0.5, 0.0, size_f - 1)
 
 
 def train_crop_geometry(height, width, seed, crop_size: int, min_scale: int, max_scale: int):
     """Where the random training crop of a (height, width) frame lies, without touching pixels.
 
     The crop is the official one -- shorter side resized to round(uniform(min_scale, max_scale)), then a random
-    crop_size square of the resized frame -- expressed in source pixels, so that only the pixels under it need
-    decoding and resampling. Returns (window, box, flip):
+    crop_size square of the resized frame, flipped with probability 1/2 -- expressed in source pixels, so that
+    only the pixels under it need decoding and resampling. Returns (window, rows_at, cols_at, flip):
       window: int32 [top, left, rows, cols] of source pixels the crop reads (for `decode_and_crop_jpeg`);
-      box: float32 [y1, x1, y2, x2] normalised to the window (for `tf.image.crop_and_resize`), placing the
-           crop_size samples exactly where bilinear resizing with half-pixel centres would take them;
+      rows_at, cols_at: float32 (crop_size,) each output row's / column's source coordinate in the window, where
+           the resize would take it (`resized_coordinates`), columns in output order, unflipped;
       flip: bool scalar, a fair coin for the horizontal flip.
     seed: shape (2,) int tensor, the example's stateless seed.
     """
@@ -84,43 +112,75 @@ def train_crop_geometry(height, width, seed, crop_size: int, min_scale: int, max
     flip = tf.random.stateless_uniform([], seeds[3]) < 0.5
 
     def axis(offset, size, new_size):
-        # Sample i of the resized frame sits at source coordinate (i + 0.5) * size / new_size - 0.5, clamped to the
-        # frame as the resize clamps it.
-        size_f = tf.cast(size, tf.float64)
-        step = size_f / tf.cast(new_size, tf.float64)
-        first = tf.clip_by_value((tf.cast(offset, tf.float64) + 0.5) * step - 0.5, 0.0, size_f - 1)
-        last = tf.clip_by_value((tf.cast(offset + crop_size, tf.float64) - 0.5) * step - 0.5, 0.0, size_f - 1)
-        start = tf.cast(tf.floor(first), tf.int32)
-        extent = tf.cast(tf.math.ceil(last), tf.int32) - start + 1
-        span = tf.cast(tf.maximum(extent - 1, 1), tf.float64)
-        return start, extent, (first - tf.cast(start, tf.float64)) / span, (last - tf.cast(start, tf.float64)) / span
+        at = resized_coordinates(offset, crop_size, size, new_size)
+        start = tf.cast(tf.floor(at[0]), tf.int32)
+        extent = tf.cast(tf.math.ceil(at[-1]), tf.int32) - start + 1
+        return start, extent, tf.cast(at - tf.cast(start, tf.float64), tf.float32)
 
-    y0, rows, y1, y2 = axis(top, height, new_h)
-    x0, cols, x1, x2 = axis(left, width, new_w)
-    window = tf.stack([y0, x0, rows, cols])
-    box = tf.cast(tf.stack([y1, x1, y2, x2]), tf.float32)
-    return window, box, flip
+    y0, rows, rows_at = axis(top, height, new_h)
+    x0, cols, cols_at = axis(left, width, new_w)
+    return tf.stack([y0, x0, rows, cols]), rows_at, cols_at, flip
 
 
-def crop_window_and_resample(window_frames, box, flip, crop_size: int):
-    """Frames (T, rows, cols, 3) of a crop window -> float32 (T, crop, crop, 3) sampled at `box`, maybe flipped."""
-    count = tf.shape(window_frames)[0]
-    frames = tf.image.crop_and_resize(
-        window_frames, tf.tile(box[None], [count, 1]), tf.range(count), [crop_size, crop_size], method="bilinear"
-    )
-    frames = tf.cond(flip, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
-    return tf.ensure_shape(frames, [None, crop_size, crop_size, 3])
+# Frames are zero-padded up to a multiple of this before the compiled resampler, so XLA compiles it for a few
+# shapes (a 8 x 224 Kinetics training clip: 1 to 4), not for each crop window's size.
+_PADDED_MULTIPLE = 64
 
 
-def random_train_crop(frames, seed, crop_size: int, min_scale: int, max_scale: int, flip: bool):
-    """Scale jitter, random crop and random flip of decoded frames (T, H, W, 3) -> float32 (T, crop, crop, 3).
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _separable_bilinear(frames, row_taps, col_taps, to_uint8: bool):
+    # Rows, then columns: 2 gathers and a lerp each. XLA fuses them into one loop over the output: ~2 ms for a
+    # 8 x 224^2 clip on one core, where tf.image.crop_and_resize takes ~5 and the same ops unfused ~9.
+    def lerp(x, taps, axis):
+        low, high, weight = taps
+        shape = [1] * len(x.shape)
+        shape[axis] = -1
+        a, b = tf.gather(x, low, axis=axis), tf.gather(x, high, axis=axis)
+        return a + (b - a) * tf.reshape(weight, shape)
+
+    samples = lerp(lerp(tf.cast(frames, tf.float32), row_taps, 1), col_taps, 2)
+    return round_to_uint8(samples) if to_uint8 else samples
+
+
+def bilinear_samples(frames, rows_at, cols_at, dtype=tf.float32):
+    """Bilinear samples of frames (T, H, W, C) at rows `rows_at` (R,) x columns `cols_at` (S,), float coordinates
+    within [0, H - 1] and [0, W - 1] -> (T, R, S, C) float32, or for dtype uint8 rounded (`round_to_uint8`).
+    Columns in decreasing order sample the frame mirrored."""
+    shape = tf.shape(frames)
+    to_uint8 = tf.as_dtype(dtype) == tf.uint8
+    if not to_uint8 and tf.as_dtype(dtype) != tf.float32:
+        raise ValueError(f"dtype must be float32 or uint8, got {dtype}")
+
+    def taps(at, size):
+        at = tf.cast(at, tf.float32)
+        low = tf.floor(at)
+        low_index = tf.cast(low, tf.int32)
+        return low_index, tf.minimum(low_index + 1, size - 1), at - low
+
+    padding = [(-shape[axis]) % _PADDED_MULTIPLE for axis in (1, 2)]
+    padded = tf.pad(frames, [[0, 0], [0, padding[0]], [0, padding[1]], [0, 0]])
+    samples = _separable_bilinear(padded, taps(rows_at, shape[1]), taps(cols_at, shape[2]), to_uint8)
+    return tf.ensure_shape(samples, [frames.shape[0], rows_at.shape[0], cols_at.shape[0], frames.shape[3]])
+
+
+def crop_window_and_resample(window_frames, rows_at, cols_at, flip, dtype=tf.float32):
+    """Frames (T, rows, cols, 3) of a crop window -> (T, crop, crop, 3) float32 (or rounded uint8) sampled at
+    `rows_at` x `cols_at` (`train_crop_geometry`), mirrored when `flip` (the columns sampled right to left: the
+    flip costs nothing)."""
+    cols_at = tf.where(flip, tf.reverse(cols_at, axis=[0]), cols_at)
+    return bilinear_samples(window_frames, rows_at, cols_at, dtype)
+
+
+def random_train_crop(frames, seed, crop_size: int, min_scale: int, max_scale: int, flip: bool, dtype=tf.float32):
+    """Scale jitter, random crop and random flip of decoded frames (T, H, W, 3) -> (T, crop, crop, 3) float32, or
+    for dtype uint8 rounded to the nearest level.
 
     The pipeline does the same from JPEG bytes, decoding only the window (`train_crop_geometry`).
     """
     shape = tf.shape(frames)
-    window, box, coin = train_crop_geometry(shape[1], shape[2], seed, crop_size, min_scale, max_scale)
+    window, rows_at, cols_at, coin = train_crop_geometry(shape[1], shape[2], seed, crop_size, min_scale, max_scale)
     window_frames = frames[:, window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
-    return crop_window_and_resample(window_frames, box, coin & flip, crop_size)
+    return crop_window_and_resample(window_frames, rows_at, cols_at, coin & flip, dtype)
 
 
 def each_frame(decode, jpegs):
@@ -132,13 +192,15 @@ def each_frame(decode, jpegs):
     return tf.stack([decode(jpegs[i]) for i in range(count)])
 
 
-def random_train_crop_jpeg(jpegs, seed, crop_size: int, min_scale: int, max_scale: int, flip: bool):
+def random_train_crop_jpeg(jpegs, seed, crop_size: int, min_scale: int, max_scale: int, flip: bool,
+                           dtype=tf.float32):
     """`random_train_crop` straight from JPEG bytes (T,) of equal-sized frames: decodes only the crop window."""
     height_width = tf.image.extract_jpeg_shape(jpegs[0])[:2]
-    window, box, coin = train_crop_geometry(height_width[0], height_width[1], seed, crop_size, min_scale, max_scale)
+    window, rows_at, cols_at, coin = train_crop_geometry(height_width[0], height_width[1], seed, crop_size,
+                                                         min_scale, max_scale)
     window_frames = each_frame(
         lambda data: tf.io.decode_and_crop_jpeg(data, window, channels=3, dct_method="INTEGER_FAST"), jpegs)
-    return crop_window_and_resample(window_frames, box, coin & flip, crop_size)
+    return crop_window_and_resample(window_frames, rows_at, cols_at, coin & flip, dtype)
 
 
 def uniform_crop(frames, crop_size: int, spatial_index):
