@@ -11,7 +11,7 @@ agree. The spatial transforms follow the official (PySlowFast) ones:
 
 Both resamples are one rule, `bilinear_samples`: bilinear samples at the source coordinates a resize with
 half-pixel centres would use (`resized_coordinates`), so the train crop samples only its window and never the
-rest of the resized frame. It is compiled with XLA (TensorFlow's, on the CPU): about 2.5x faster than
+rest of the resized frame. It is compiled with XLA (TensorFlow's, on the CPU): about 3x faster than
 `tf.image.crop_and_resize` and 1.3x faster than `tf.image.resize` on one core. Pipelines that yield uint8 get the
 rounding fused into it too.
 
@@ -130,7 +130,8 @@ _PADDED_MULTIPLE = 64
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _separable_bilinear(frames, row_taps, col_taps, to_uint8: bool):
     # Rows, then columns: 2 gathers and a lerp each. XLA fuses them into one loop over the output: ~2 ms for a
-    # 8 x 224^2 clip on one core, where tf.image.crop_and_resize takes ~5 and the same ops unfused ~9.
+    # 8 x 224^2 clip on one core, where tf.image.crop_and_resize takes 6-7 and the same ops unfused 9-11
+    # (docs/data.md).
     def lerp(x, taps, axis):
         low, high, weight = taps
         shape = [1] * len(x.shape)
