@@ -95,6 +95,9 @@ def main():
         import grain  # noqa: F401
     except ImportError:
         raise SystemExit("grain is not installed: pip install grain")
+    from absl import flags
+
+    flags.FLAGS(sys.argv[:1])  # grain's worker processes read its absl flags: their defaults
 
     from timesformer_jax.data.frame_store import FrameStore
     from timesformer_jax.data.pipeline import ClipConfig, train_dataset
