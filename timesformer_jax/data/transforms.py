@@ -128,18 +128,21 @@ _PADDED_MULTIPLE = 64
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
-def _separable_bilinear(frames, row_taps, col_taps, to_uint8: bool):
+def _separable_bilinear(frames, rows_at, cols_at, size, to_uint8: bool):
     # Rows, then columns: 2 gathers and a lerp each. XLA fuses them into one loop over the output: ~2 ms for a
     # 8 x 224^2 clip on one core, where tf.image.crop_and_resize takes 6-7 and the same ops unfused 9-11
-    # (docs/data.md).
-    def lerp(x, taps, axis):
-        low, high, weight = taps
+    # (docs/data.md). The taps are computed in here too: each TF op outside costs a small clip as much.
+    def lerp(x, at, size, axis):
+        at = tf.cast(at, tf.float32)
+        low = tf.floor(at)
+        low_index = tf.cast(low, tf.int32)
         shape = [1] * len(x.shape)
         shape[axis] = -1
-        a, b = tf.gather(x, low, axis=axis), tf.gather(x, high, axis=axis)
-        return a + (b - a) * tf.reshape(weight, shape)
+        a = tf.gather(x, low_index, axis=axis)
+        b = tf.gather(x, tf.minimum(low_index + 1, size - 1), axis=axis)  # the frame's last, not the padding
+        return a + (b - a) * tf.reshape(at - low, shape)
 
-    samples = lerp(lerp(tf.cast(frames, tf.float32), row_taps, 1), col_taps, 2)
+    samples = lerp(lerp(tf.cast(frames, tf.float32), rows_at, size[0], 1), cols_at, size[1], 2)
     return round_to_uint8(samples) if to_uint8 else samples
 
 
@@ -147,20 +150,13 @@ def bilinear_samples(frames, rows_at, cols_at, dtype=tf.float32):
     """Bilinear samples of frames (T, H, W, C) at rows `rows_at` (R,) x columns `cols_at` (S,), float coordinates
     within [0, H - 1] and [0, W - 1] -> (T, R, S, C) float32, or for dtype uint8 rounded (`round_to_uint8`).
     Columns in decreasing order sample the frame mirrored."""
-    shape = tf.shape(frames)
     to_uint8 = tf.as_dtype(dtype) == tf.uint8
     if not to_uint8 and tf.as_dtype(dtype) != tf.float32:
         raise ValueError(f"dtype must be float32 or uint8, got {dtype}")
-
-    def taps(at, size):
-        at = tf.cast(at, tf.float32)
-        low = tf.floor(at)
-        low_index = tf.cast(low, tf.int32)
-        return low_index, tf.minimum(low_index + 1, size - 1), at - low
-
-    padding = [(-shape[axis]) % _PADDED_MULTIPLE for axis in (1, 2)]
-    padded = tf.pad(frames, [[0, 0], [0, padding[0]], [0, padding[1]], [0, 0]])
-    samples = _separable_bilinear(padded, taps(rows_at, shape[1]), taps(cols_at, shape[2]), to_uint8)
+    size = tf.shape(frames)[1:3]
+    padding = (-size) % _PADDED_MULTIPLE
+    padded = tf.pad(frames, tf.stack([[0, 0], [0, padding[0]], [0, padding[1]], [0, 0]]))
+    samples = _separable_bilinear(padded, rows_at, cols_at, size, to_uint8)
     return tf.ensure_shape(samples, [frames.shape[0], rows_at.shape[0], cols_at.shape[0], frames.shape[3]])
 
 
