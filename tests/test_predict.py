@@ -1,5 +1,6 @@
 """Classifying video files: the frames and crops of the official test protocol, logits against a torch
 re-implementation of the official test transform, labels, bad files next to good ones, the CLI's JSON."""
+import dataclasses
 import importlib.util
 import json
 import math
@@ -15,6 +16,7 @@ import timesformer_jax
 from timesformer_jax.data.pipeline import eval_view_indices
 from timesformer_jax.data.video_io import decode_video, probe_video, read_frames, write_video
 from timesformer_jax.inference import classify, resolve_labels, protocol_for
+from timesformer_jax.inference.classify import read_views
 from timesformer_jax.inference.predict import predict_files
 from torch_reference import official_state_dict, randomised_hf_model
 
@@ -162,6 +164,16 @@ def test_classify_equals_the_model_on_the_official_test_clips(coded_videos, hf_d
         probabilities = np.exp(expected.mean(0)) / np.exp(expected.mean(0)).sum()
         best = int(np.argmax(probabilities))
         assert prediction.top_k[0] == (best, f"action_{best}", pytest.approx(probabilities[best], rel=1e-4))
+
+
+def test_views_are_normalised_whatever_dtype_the_protocol_names(coded_videos, hf_dir):
+    model = timesformer_jax.load_pretrained(hf_dir)
+    config = protocol_for(model.module, sampling_rate=4)
+    path = coded_videos[0][0]
+    expected = read_views(path, config)
+    # normalised: (0 / 255 - 0.45) / 0.225 = -2 to (1 - 0.45) / 0.225 = 2.44, not 0 to 255
+    assert expected.dtype == np.float32 and -2.0001 <= expected.min() and expected.max() <= 2.4445
+    np.testing.assert_array_equal(read_views(path, dataclasses.replace(config, dtype="uint8")), expected)
 
 
 def test_antialias_changes_large_downscales(tmp_path, hf_dir):

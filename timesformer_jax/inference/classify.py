@@ -61,8 +61,11 @@ def protocol_for(module, **overrides):
 
 
 def read_views(path: str | Path, config) -> np.ndarray:
-    """The test views of one file: (num_views, T, crop, crop, 3) float32, normalised. VideoReadError when the
+    """The test views of one file: (num_views, T, crop, crop, 3) float32, normalised (whatever `config.dtype`
+    says: a "uint8" protocol, the training configs' setting, is normalised here too). VideoReadError when the
     file cannot be read."""
+    import dataclasses
+
     import tensorflow as tf
 
     from timesformer_jax.data.pipeline import eval_view_clips, eval_view_indices
@@ -77,7 +80,7 @@ def read_views(path: str | Path, config) -> np.ndarray:
         indices = eval_view_indices(config, len(decoded.frames), info.fps).numpy().reshape(-1)
         frames = {int(i): decoded.frames[i] for i in set(indices.tolist())}
     stacked = np.stack([frames[int(i)] for i in indices])
-    return np.asarray(eval_view_clips(tf.constant(stacked), config), np.float32)
+    return np.asarray(eval_view_clips(tf.constant(stacked), dataclasses.replace(config, dtype="float32")), np.float32)
 
 
 def aggregate_views(view_logits: np.ndarray, aggregate: str = "logits") -> tuple[np.ndarray, np.ndarray]:
