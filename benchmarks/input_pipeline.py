@@ -101,13 +101,7 @@ def stage_costs(store, config, threads: int, clips: int = 400) -> list[tuple[str
         return read(video, indices), seeds[2]
 
     def windows(counter):
-        jpegs, seed = jpegs_of(counter)
-        size = tf.image.extract_jpeg_shape(jpegs[0])[:2]
-        window, rows_at, cols_at, flip = transforms.train_crop_geometry(size[0], size[1], seed, config.crop_size,
-                                                                        *config.train_scale)
-        decoded = transforms.each_frame(
-            lambda data: tf.io.decode_and_crop_jpeg(data, window, channels=3, dct_method="INTEGER_FAST"), jpegs)
-        return decoded, rows_at, cols_at, flip
+        return transforms.decoded_train_window(*jpegs_of(counter), config.crop_size, *config.train_scale)
 
     def resampled(counter):  # the uint8 pipeline's resample, flip and rounding: one compiled XLA op
         return transforms.crop_window_and_resample(*windows(counter), resampled_dtype(config))
@@ -250,7 +244,8 @@ def main():
     video_rate = Rate(clips / (time.perf_counter() - start), clips / (time.process_time() - cpu_start))
     rows.append(("H.264 at 320, PyAV decode (decode only, no augmentation)", 1, video_prepare, video_size,
                  video_rate, Rate(float("nan"), float("nan"))))
-    print(f"H.264: prepared in {video_prepare:.1f} s, {video_size / 2**20:.1f} MiB, {video_rate.per_second:.1f} clips/s")
+    print(f"H.264: prepared in {video_prepare:.1f} s, {video_size / 2**20:.1f} MiB, "
+          f"{video_rate.per_second:.1f} clips/s")
 
     print("\n| storage | threads | prepare s | MiB on disk | train clips/s | per CPU-s | eval views/s | per CPU-s |")
     print("|---|---|---|---|---|---|---|---|")

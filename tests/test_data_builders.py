@@ -221,9 +221,9 @@ def test_two_processes_write_the_same_files_holding_exactly_the_rendered_frames(
 
 def test_ordered_map_keeps_the_order_and_a_bounded_number_in_flight():
     import threading
+    import time as _time
 
     from timesformer_jax.data.work_pool import ordered_map
-    import time as _time
 
     started, lock = [], threading.Lock()
 

@@ -31,7 +31,10 @@ def torch_resize_short_side(frames, short_side):
     """The official resize: (T, H, W, C) -> shorter side `short_side`, longer floor(longer / shorter * short_side),
     by torch's bilinear interpolate(align_corners=False)."""
     h, w = frames.shape[1:3]
-    size = (short_side, int(np.floor(w / h * short_side))) if h <= w else (int(np.floor(h / w * short_side)), short_side)
+    if h <= w:
+        size = (short_side, int(np.floor(w / h * short_side)))
+    else:
+        size = (int(np.floor(h / w * short_side)), short_side)
     return F.interpolate(torch.from_numpy(np.asarray(frames, np.float32)).permute(0, 3, 1, 2), size=size,
                          mode="bilinear", align_corners=False).permute(0, 2, 3, 1).numpy()
 

@@ -88,7 +88,8 @@ def _read(builder: tfds.core.DatasetBuilder, split: str, shuffle: bool, seed: in
 
 def _decode(jpegs):
     """A (N,) vector of JPEG strings -> uint8 (N, H, W, 3)."""
-    return transforms.each_frame(lambda data: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_FAST"), jpegs)
+    return transforms.each_frame(lambda data: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_FAST"),
+                                 jpegs)
 
 
 def _temporal_indices(config: ClipConfig, length, fps, position, offsets):
@@ -226,8 +227,8 @@ def eval_view_clips(frames, config: ClipConfig):
 def eval_crops(frames, config: ClipConfig):
     """`eval_view_clips` after its resize: frames whose shorter side is already the crop size ((nt * T, H, W, 3)
     float32, or uint8 for uint8 pipelines, from `transforms.resize_short_side`) -> (num_views, T, crop, crop, 3)
-    normalised. For
-    callers that resize frame by frame as they decode (the resize is per frame, so the result is the same)."""
+    normalised. For callers that resize frame by frame as they decode (the resize is per frame, so the result is
+    the same)."""
     nt, ns, t = config.num_temporal_views, config.num_spatial_crops, config.num_frames
     # finishing is per value, so it commutes with cropping: done once on the frames, not on each overlapping crop
     # (the 3 crops hold 1.7x a 16:9 frame's values), and the crops then copy uint8 instead of float32

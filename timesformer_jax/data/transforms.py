@@ -189,14 +189,21 @@ def each_frame(decode, jpegs):
     return tf.stack([decode(jpegs[i]) for i in range(count)])
 
 
-def random_train_crop_jpeg(jpegs, seed, crop_size: int, min_scale: int, max_scale: int, flip: bool,
-                           dtype=tf.float32):
-    """`random_train_crop` straight from JPEG bytes (T,) of equal-sized frames: decodes only the crop window."""
+def decoded_train_window(jpegs, seed, crop_size: int, min_scale: int, max_scale: int):
+    """The random training crop's window decoded from JPEG bytes (T,) of equal-sized frames, and where to sample
+    it: (window_frames uint8 (T, rows, cols, 3), rows_at, cols_at, flip) as `train_crop_geometry` describes."""
     height_width = tf.image.extract_jpeg_shape(jpegs[0])[:2]
     window, rows_at, cols_at, coin = train_crop_geometry(height_width[0], height_width[1], seed, crop_size,
                                                          min_scale, max_scale)
     window_frames = each_frame(
         lambda data: tf.io.decode_and_crop_jpeg(data, window, channels=3, dct_method="INTEGER_FAST"), jpegs)
+    return window_frames, rows_at, cols_at, coin
+
+
+def random_train_crop_jpeg(jpegs, seed, crop_size: int, min_scale: int, max_scale: int, flip: bool,
+                           dtype=tf.float32):
+    """`random_train_crop` straight from JPEG bytes (T,) of equal-sized frames: decodes only the crop window."""
+    window_frames, rows_at, cols_at, coin = decoded_train_window(jpegs, seed, crop_size, min_scale, max_scale)
     return crop_window_and_resample(window_frames, rows_at, cols_at, coin & flip, dtype)
 
 

@@ -24,8 +24,9 @@ def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator[tuple]:
 
 
 def process_map(fn: Callable, jobs: list, workers: int) -> Iterator:
-    """fn(job) for each job, in order: in this process when `workers` is 1 (or there is one job), else on that many fresh processes
-    (spawned, not forked: the caller may hold TensorFlow's or JAX's threads). `fn` must be importable."""
+    """fn(job) for each job, in order: in this process when `workers` is 1 (or there is one job), else on that
+    many fresh processes (spawned, not forked: the caller may hold TensorFlow's or JAX's threads). `fn` must be
+    importable."""
     if workers <= 1 or len(jobs) < 2:
         yield from map(fn, jobs)
         return
