@@ -23,6 +23,8 @@ from pathlib import Path
 import orbax.checkpoint as ocp
 
 from timesformer_jax.integrity import has_manifest, verify_manifest, write_manifest
+from timesformer_jax.json_files import read_json_object
+from timesformer_jax.model.presets import check_model_fields
 
 FORMAT = "timesformer_jax/converted-v1"
 CONFIG_FILE = "timesformer.json"
@@ -71,17 +73,21 @@ def save_converted(directory: str | Path, fields: dict, params, metadata: dict, 
 
 
 def read_converted_config(directory: str | Path) -> dict:
-    """The contents of `timesformer.json`, with `model` fields ready for `TimeSformer(**fields)`."""
+    """The contents of `timesformer.json`, with `model` fields ready for `TimeSformer(**fields)`; ValueError
+    naming the file and the field when it is damaged or was edited into something no model has."""
     path = Path(directory) / CONFIG_FILE
-    try:
-        config = json.loads(path.read_text())
-    except ValueError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}): the converted checkpoint is damaged; convert it again") from None
+    config = read_json_object(path, "a converted checkpoint's config; if damaged, convert the checkpoint again")
     if config.get("format") != FORMAT:
         raise ValueError(f"{path}: format {config.get('format')!r} is not {FORMAT!r}")
-    model = config["model"]
+    model = config.get("model")
+    if not isinstance(model, dict):
+        raise ValueError(f"{path}: expected a 'model' object of TimeSformer fields, got {model!r}")
+    missing = [name for name in ARCHITECTURE_FIELDS if name not in model]
+    if missing:
+        raise ValueError(f"{path}: the 'model' object lacks field(s) {missing}; convert the checkpoint again")
     if isinstance(model.get("image_size"), list):
         model["image_size"] = tuple(model["image_size"])
+    check_model_fields(model, source=f"{path} 'model'")
     return config
 
 

@@ -126,6 +126,12 @@ def classify(model, videos: str | Path | Iterable[str | Path], config=None, *, a
     if num_classes == 0:
         raise ValueError("the model has no classifier head (num_classes=0): nothing to classify")
     labels = list(labels or model.class_names or [str(i) for i in range(num_classes)])
+    if len(labels) != num_classes:
+        raise ValueError(f"expected one label per class of the model ({num_classes}), got {len(labels)} labels")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer (clips per forward pass), got {batch_size!r}")
+    if k < 1:
+        raise ValueError(f"k (labels per video) must be at least 1, got {k}")
     batch_size = batch_size or config.num_views
     predictions: list[Prediction] = []
     pending: list[tuple[Prediction, np.ndarray]] = []  # decoded, waiting for a full batch of clips

@@ -33,6 +33,7 @@ from timesformer_jax.data.video_io import FrameStream, VideoReadError, probe_vid
 from timesformer_jax.inference.classify import softmax
 
 POOLS = ("cls", "mean")
+MAX_WINDOWS = 200_000  # per video: a whole day at 0.5 s strides; more is a mistyped stride
 _BLOCK_LAYER = re.compile(r"block_(\d+)$")
 
 
@@ -67,8 +68,13 @@ def plan_windows(video_length: int, fps: float, num_frames: int, sampling_rate: 
     fps = fps or target_fps
     clip_size = dense_clip_size(num_frames, sampling_rate, fps, target_fps)
     stride = clip_size / 2 if stride_seconds is None else stride_seconds * fps
-    if stride <= 0:
-        raise ValueError(f"stride_seconds must be positive, got {stride_seconds}")
+    if stride < 1 - 1e-9:
+        raise ValueError(f"stride_seconds must be at least one frame of the video (1/{fps:g} fps = {1 / fps:.4g} s; "
+                         f"closer windows repeat the same frames), got {stride_seconds}")
+    count = 1 + max(0, int((video_length - clip_size) // stride))
+    if count > MAX_WINDOWS:
+        raise ValueError(f"stride_seconds={stride_seconds} gives {count} windows over {video_length} frames, more "
+                         f"than {MAX_WINDOWS}; use a longer stride")
     starts = sliding_window_starts(video_length, clip_size, stride)
     indices = np.stack([spaced_indices(s, clip_size, num_frames, video_length) for s in starts])
     return WindowPlan(video_length, float(fps), starts, np.minimum(starts + clip_size, video_length), indices)
@@ -139,6 +145,8 @@ class FeatureExtractor:
             raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if stride_seconds is not None and not stride_seconds > 0:
+            raise ValueError(f"stride_seconds must be positive, got {stride_seconds}")
         self.model, self.layer, self.pool = model, layer, pool
         self.block = parse_layer(layer, model.module.depth)
         self.stride_seconds, self.batch_size = stride_seconds, batch_size

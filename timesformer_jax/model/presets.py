@@ -7,6 +7,9 @@ are ours, for tests and demos on small generated clips.
 from __future__ import annotations
 
 import dataclasses
+import math
+
+import numpy as np
 
 from timesformer_jax.model.attention import get_scheme
 from timesformer_jax.model.timesformer import TimeSformer
@@ -28,23 +31,73 @@ PRESETS: dict[str, dict] = {
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(TimeSformer) if f.name not in ("parent", "name"))
 
 
-def check_model_fields(fields: dict) -> None:
-    """Raise ValueError for unknown field names or an unknown attention type."""
+def _is_int(value, minimum: int) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value >= minimum
+
+
+def _is_number(value, minimum: float, strictly: bool = False) -> bool:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return math.isfinite(value) and (value > minimum if strictly else value >= minimum)
+
+
+def _is_image_size(value) -> bool:
+    if isinstance(value, (tuple, list)):
+        return len(value) == 2 and all(_is_int(v, 1) for v in value)
+    return _is_int(value, 1)
+
+
+# What each value-checked field must hold: (check, what a reader is told was expected).
+_FIELD_VALUES = {
+    "num_classes": (lambda v: _is_int(v, 0), "an integer >= 0 (0: no classifier head)"),
+    "image_size": (_is_image_size, "a positive integer or a (height, width) pair of them"),
+    **{name: (lambda v: _is_int(v, 1), "a positive integer")
+       for name in ("num_frames", "patch_size", "in_channels", "hidden_size", "depth", "num_heads", "mlp_dim")},
+    "layer_norm_eps": (lambda v: _is_number(v, 0.0, strictly=True), "a positive number"),
+    **{name: (lambda v: _is_number(v, 0.0) and v < 1, "a number in [0, 1)")
+       for name in ("dropout_rate", "attention_dropout_rate", "drop_path_rate")},
+    **{name: (lambda v: _is_number(v, 0.0), "a number >= 0")
+       for name in ("time_embed_init_std", "temporal_fc_init_std")},
+    **{name: (lambda v: isinstance(v, (bool, np.bool_)), "True or False")
+       for name in ("qkv_bias", "resize_embeddings", "remat")},
+}
+
+
+def check_model_fields(fields: dict, source: str | None = None) -> None:
+    """Raise ValueError for unknown field names, a value of the wrong type or range (naming the field, what was
+    expected and what was received, and `source` when given: the file the fields came from), an unknown attention
+    type or remat policy, or a head count that does not divide the width."""
+    where = f"{source}: " if source else ""
     unknown = sorted(set(fields) - set(MODEL_FIELDS))
     if unknown:
-        raise ValueError(f"unknown TimeSformer field(s) {unknown}; expected some of {list(MODEL_FIELDS)}")
+        raise ValueError(f"{where}unknown TimeSformer field(s) {unknown}; expected some of {list(MODEL_FIELDS)}")
+    for name, value in fields.items():
+        if name in _FIELD_VALUES and not _FIELD_VALUES[name][0](value):
+            raise ValueError(f"{where}TimeSformer field {name} must be {_FIELD_VALUES[name][1]}, got {value!r}")
+    if isinstance(fields.get("hidden_size"), int) and isinstance(fields.get("num_heads"), int):
+        if fields["hidden_size"] % fields["num_heads"]:
+            raise ValueError(f"{where}num_heads={fields['num_heads']} does not divide hidden_size="
+                             f"{fields['hidden_size']} (each head takes an equal share of the width)")
     if "attention_type" in fields:
-        get_scheme(fields["attention_type"])
+        try:
+            get_scheme(fields["attention_type"])
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{where}{e}") from None
     if "remat_policy" in fields:
         from timesformer_jax.model.timesformer import remat_policy
 
-        remat_policy(fields["remat_policy"])
+        try:
+            remat_policy(fields["remat_policy"])
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{where}{e}") from None
 
 
 def apply_overrides(fields: dict, overrides: dict) -> dict:
-    """`fields` with `overrides` applied; unknown override names are an error."""
+    """`fields` with `overrides` applied; unknown override names and values out of range are an error."""
     check_model_fields(overrides)
-    return {**fields, **overrides}
+    merged = {**fields, **overrides}
+    check_model_fields(merged)
+    return merged
 
 
 def preset_config(name: str, **overrides) -> dict:

@@ -216,7 +216,9 @@ class TimeSformer(nn.Module):
         expected = f"expected video (B, T, H, W, C) with C={c} and H, W divisible by patch size {p}"
         if len(shape) != 5:
             raise ValueError(f"{expected}; got rank {len(shape)} array of shape {tuple(shape)}")
-        _, t, h, w, ch = shape
+        b, t, h, w, ch = shape
+        if b < 1:
+            raise ValueError(f"{expected} and B >= 1; got an empty batch, shape {tuple(shape)}")
         if ch != c:
             raise ValueError(f"{expected}; got C={ch} in shape {tuple(shape)} (channels must be last)")
         if h % p or w % p or h == 0 or w == 0:
@@ -241,6 +243,11 @@ class TimeSformer(nn.Module):
     def __call__(self, video: jax.Array, *, train: bool = False, capture_attention: bool = False) -> jax.Array:
         scheme = self.scheme
         self.check_video(video.shape)
+        if not jnp.issubdtype(video.dtype, jnp.floating):
+            raise ValueError(
+                f"expected float video, already normalised; got dtype {video.dtype}. Normalise integer frames "
+                "first: (frames / 255 - mean) / std, e.g. data.device_input.normalise_on_device(frames, mean, std)"
+            )
         deterministic = not train
         grid = self._embed_patches(video)
         cls, grid = self._add_embeddings(scheme, grid, deterministic)

@@ -6,12 +6,14 @@ tree) on one device and dropped.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jax
 import ml_collections
 import numpy as np
+
+from timesformer_jax.json_files import read_json_object
+from timesformer_jax.model.presets import check_model_fields
 
 CONFIG_FILE = "config.json"
 
@@ -32,8 +34,13 @@ def read_training_checkpoint(workdir: str | Path, step: int | str | None = None)
     from timesformer_jax.train.state import state_shardings
 
     workdir = Path(workdir)
-    config = ml_collections.ConfigDict(json.loads((workdir / CONFIG_FILE).read_text()))
-    fields = model_fields(config)
+    config_path = workdir / CONFIG_FILE
+    config = ml_collections.ConfigDict(read_json_object(config_path, "a training run's config"))
+    try:
+        fields = model_fields(config)
+        check_model_fields(fields, source=f"{config_path} 'model'")
+    except AttributeError:
+        raise ValueError(f"{config_path}: expected a 'model' object of TimeSformer fields") from None
     model = TimeSformer(**fields)
     optimizer, _ = create_optimizer(optimizer_config(config), config.batch_size, 1, schedule_config(config))
     mesh = create_mesh({"data": 1}, devices=jax.devices()[:1])

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from timesformer_jax.convert.readers.hf_files import read_hf_weights, require_exact_gelu
+from timesformer_jax.convert.readers.hf_files import (
+    backbone_fields,
+    config_value,
+    is_positive_int,
+    read_hf_weights,
+    require_exact_gelu,
+)
+from timesformer_jax.model.attention import SCHEMES
 
 # HF module path inside a layer -> official module path inside a block.
 _LAYER_NAMES = {
@@ -56,13 +63,10 @@ def hf_key_to_official(key: str) -> str:
 def read_hf_checkpoint(path: Path, config: dict) -> tuple[dict[str, np.ndarray], dict]:
     """(official-named state dict, TimeSformer fields from `config`) for an HF Timesformer directory."""
     require_exact_gelu(path, config)
-    state = {hf_key_to_official(k): v for k, v in read_hf_weights(path).items()}
-    fields = dict(
-        num_heads=config.get("num_attention_heads"),
-        layer_norm_eps=config.get("layer_norm_eps", 1e-6),
-        attention_type=config.get("attention_type", "divided_space_time"),
-        qkv_bias=config.get("qkv_bias", True),
-    )
+    fields = backbone_fields(path, config, layer_norm_eps=1e-6)
+    fields["attention_type"] = config_value(config, path, "attention_type", lambda v: isinstance(v, str) and v in SCHEMES,
+                                            f"one of {list(SCHEMES)}", "divided_space_time")
     if "num_frames" in config:
-        fields["num_frames"] = config["num_frames"]
-    return state, {k: v for k, v in fields.items() if v is not None}
+        fields["num_frames"] = config_value(config, path, "num_frames", is_positive_int, "a positive integer")
+    state = {hf_key_to_official(k): v for k, v in read_hf_weights(path).items()}
+    return state, fields

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from timesformer_jax.convert.readers.hf_files import read_hf_weights, require_exact_gelu
+from timesformer_jax.convert.readers.hf_files import backbone_fields, read_hf_weights, require_exact_gelu
 
 _TOP = {
     "embeddings.cls_token": "cls_token",
@@ -69,9 +69,5 @@ def hf_vit_state_to_timm(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray
 def read_hf_vit_checkpoint(path: Path, config: dict) -> tuple[dict[str, np.ndarray], dict]:
     """(timm-named state dict, TimeSformer fields from `config`) for an HF ViT `save_pretrained` directory."""
     require_exact_gelu(path, config)
-    fields = dict(
-        num_heads=config.get("num_attention_heads"),
-        layer_norm_eps=config.get("layer_norm_eps", 1e-12),
-        qkv_bias=config.get("qkv_bias", True),
-    )
-    return hf_vit_state_to_timm(read_hf_weights(path)), {k: v for k, v in fields.items() if v is not None}
+    fields = backbone_fields(path, config, layer_norm_eps=1e-12)
+    return hf_vit_state_to_timm(read_hf_weights(path)), fields

@@ -85,22 +85,91 @@ class _PendingTensor:
     def __init__(self, storage: _PendingStorage, *args):
         self.storage, self.args = storage, args
 
-    def resolve(self, storages: dict[str, np.ndarray]) -> np.ndarray:
+    def resolve(self, storages: dict[str, np.ndarray]):
+        if self.storage.key not in storages:
+            return _InvalidTensor(f"names storage {self.storage.key!r}, which the file does not hold")
         return _rebuild_tensor(storages[self.storage.key], *self.args[:3], *self.args[3])
+
+
+class _InvalidTensor:
+    """Stands in for a tensor whose view does not fit its storage; `load_torch_file` reports it by key."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def view_problem(num_elements: int, offset, size, stride) -> str | None:
+    """Why a tensor view (element `offset`, `size`, `stride`) cannot be read from a storage of `num_elements`
+    elements, or None when every element it addresses lies inside it. Shared by both torch formats."""
+    if not _is_int(offset) or not isinstance(size, (tuple, list)) or not isinstance(stride, (tuple, list)):
+        return f"has a malformed view (offset {offset!r}, size {size!r}, stride {stride!r})"
+    if len(size) != len(stride) or not all(_is_int(v) for v in (*size, *stride)):
+        return f"has a malformed view (size {tuple(size)!r}, stride {tuple(stride)!r})"
+    if offset < 0 or any(n < 0 for n in size) or any(s < 0 for s in stride):
+        return f"has a negative offset, size or stride (offset {offset}, size {tuple(size)}, stride {tuple(stride)})"
+    if any(n == 0 for n in size):
+        return None
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if last >= num_elements:
+        return (f"addresses element {last} (offset {offset}, size {tuple(size)}, stride {tuple(stride)}) of a "
+                f"storage of {num_elements} elements")
+    return None
 
 
 def _rebuild_tensor(storage, offset, size, stride, *rest):
     if isinstance(storage, _PendingStorage):  # legacy format: the bytes come after the pickle
         return _PendingTensor(storage, offset, size, stride, rest)
+    if not isinstance(storage, np.ndarray):
+        return _InvalidTensor(f"has no storage (got {type(storage).__name__})")
     if len(rest) >= 3 and isinstance(rest[2], np.dtype):  # _rebuild_tensor_v3 passes the dtype explicitly
+        if storage.nbytes % rest[2].itemsize:
+            return _InvalidTensor(f"has a storage of {storage.nbytes} bytes, not a whole number of {rest[2]}")
         storage = storage.view(rest[2])
-    if not size:
-        return np.array(storage[offset])
+    problem = view_problem(len(storage), offset, size, stride)
+    if problem is not None:
+        return _InvalidTensor(problem)
+    size, stride = tuple(int(n) for n in size), tuple(int(s) for s in stride)
+    if any(n == 0 for n in size):
+        return np.zeros(size, storage.dtype)
     itemsize = storage.dtype.itemsize
+    # Bounds were checked above: every element of the view lies inside `storage`.
     view = np.lib.stride_tricks.as_strided(
-        storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride), writeable=False
+        storage[int(offset):], shape=size, strides=tuple(s * itemsize for s in stride), writeable=False
     )
     return np.array(view)
+
+
+def _invalid_tensors(obj, key: str = "", seen: set | None = None):
+    """(key path, reason) of every `_InvalidTensor` inside containers (opaque objects included)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, _InvalidTensor):
+        yield key or "<root>", obj.reason
+        return
+    if isinstance(obj, dict):
+        items = list(obj.items())
+        if isinstance(obj, OpaqueObject):
+            items += [("state", getattr(obj, "state", None)), ("args", getattr(obj, "args", None))]
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        items = list(enumerate(obj))
+    else:
+        return
+    for name, value in items:
+        yield from _invalid_tensors(value, f"{key}.{name}" if key else str(name), seen)
+
+
+def _checked(obj, path: Path):
+    """`obj`, or ValueError naming the file and the first tensor whose view does not fit its storage."""
+    for key, reason in _invalid_tensors(obj):
+        raise ValueError(f"cannot read torch checkpoint {path}: tensor {key!r} {reason}; the file is corrupt or "
+                         "was crafted")
+    return obj
 
 
 def _rebuild_parameter(data, *unused):
@@ -175,9 +244,14 @@ def load_torch_file(path: str | Path) -> Any:
             if byteorder_name in archive.namelist() and archive.read(byteorder_name).strip() != b"little":
                 raise ValueError(f"{path} was saved big-endian; only little-endian checkpoints are supported")
             with archive.open(pickles[0]) as f:
-                return _Unpickler(f, lambda key: archive.read(f"{prefix}data/{key}")).load()
-    except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, KeyError) as e:
+                obj = _Unpickler(f, lambda key: archive.read(f"{prefix}data/{key}")).load()
+    except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, KeyError, ValueError, TypeError,
+            AttributeError, IndexError) as e:
+        if isinstance(e, ValueError) and str(path) in str(e):
+            raise
+
         raise ValueError(f"cannot read torch checkpoint {path}: {type(e).__name__}: {e} (truncated or corrupt?)") from e
+    return _checked(obj, path)
 
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -200,6 +274,7 @@ def _resolve(obj, storages):
 def _load_legacy(path: Path) -> Any:
     """The pre-1.6 `torch.save` format: magic, protocol and sys-info pickles, the object pickle, the list of
     storage keys, then each storage as an int64 element count followed by its raw bytes."""
+    size = path.stat().st_size
     try:
         with path.open("rb") as f:
             def load_plain():  # the small pickles too go through the allow-list: nothing in the file runs
@@ -216,10 +291,12 @@ def _load_legacy(path: Path) -> Any:
             for key in load_plain():
                 pending = unpickler._storages[key]
                 count = int(np.frombuffer(f.read(8), dtype="<i8")[0])
+                if count < 0 or count * pending.dtype.itemsize > size - f.tell():
+                    raise EOFError(f"storage {key} claims {count} elements, more than the rest of the file holds")
                 data = f.read(count * pending.dtype.itemsize)
                 if len(data) != count * pending.dtype.itemsize:
                     raise EOFError(f"storage {key} is cut short")
                 storages[key] = np.frombuffer(data, dtype=pending.dtype)
     except (EOFError, pickle.UnpicklingError, KeyError, IndexError, AttributeError, TypeError) as e:
         raise ValueError(f"cannot read torch checkpoint {path}: {type(e).__name__}: {e} (truncated or corrupt?)") from e
-    return _resolve(obj, storages)
+    return _checked(_resolve(obj, storages), path)
