@@ -151,24 +151,25 @@ def test_folder_with_a_bad_file_is_resumable(tmp_path):
     cli = tool("extract_features")
     args = ["--checkpoint", str(checkpoint), "--output", str(out), "--sampling-rate", "9", "--stride-seconds",
             "0.5", "--plot", str(videos)]
-    assert cli.main(args) == 0
+    assert cli.main(args) == 2  # some failed
     index = json.loads((out / "index.json").read_text())["videos"]
-    assert set(index) == {"a__one", "two", "broken"}
-    assert "error" in index["broken"] and "broken.mp4" in index["broken"]["error"]
-    with np.load(out / "two.npz") as stored:
-        assert stored["features"].shape == (index["two"]["num_windows"], TINY["hidden_size"])
-        assert stored["logits"].shape == (index["two"]["num_windows"], TINY["num_classes"])
-        assert stored["frame_indices"].shape == (index["two"]["num_windows"], TINY["num_frames"])
+    assert set(index) == {"a__one.mp4", "two.mp4", "broken.mp4"}
+    assert "error" in index["broken.mp4"] and "broken.mp4" in index["broken.mp4"]["error"]
+    two = index["two.mp4"]
+    with np.load(out / "two.mp4.npz") as stored:
+        assert stored["features"].shape == (two["num_windows"], TINY["hidden_size"])
+        assert stored["logits"].shape == (two["num_windows"], TINY["num_classes"])
+        assert stored["frame_indices"].shape == (two["num_windows"], TINY["num_frames"])
         np.testing.assert_allclose(stored["embedding"], stored["features"].mean(axis=0), rtol=1e-6)
-    lines = (out / "two.timeline.tsv").read_text().splitlines()
+    lines = (out / "two.mp4.timeline.tsv").read_text().splitlines()
     assert lines[0].split("\t") == ["start_s", "end_s", "label", "probability"]
-    assert len(lines) == 1 + index["two"]["num_windows"]
-    assert (out / "two.timeline.png").stat().st_size > 0
-    before = (out / "two.npz").stat().st_mtime_ns
+    assert len(lines) == 1 + two["num_windows"]
+    assert (out / "two.mp4.timeline.png").stat().st_size > 0
+    before = (out / "two.mp4.npz").stat().st_mtime_ns
     messages = []
     extract_features(str(checkpoint), [videos], out, sampling_rate=9, stride_seconds=0.5, log=messages.append)
-    assert (out / "two.npz").stat().st_mtime_ns == before
-    assert "0 video(s) done, 2 already done before, 1 failed" in messages[-1]
+    assert (out / "two.mp4.npz").stat().st_mtime_ns == before
+    assert "0 video(s) done, 2 already done before with the same settings, 1 failed" in messages[-1]
 
 
 # --- attention rollout -----------------------------------------------------------------------------------------

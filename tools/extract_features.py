@@ -7,9 +7,12 @@
 Per video, OUT/<name>.npz holds window_start_seconds / window_end_seconds (N,), frame_indices (N, T), features
 (N, D) (pre-logits by default), embedding (D,) (the mean over windows) and, for classifiers, logits (N, C); with
 OUT/<name>.timeline.tsv (the top class per window) and, with --plot, OUT/<name>.timeline.png. OUT/index.json
-lists every video with its output or error. Each video is decoded once, in order, in bounded memory. Rerunning
-skips videos already done; a file that cannot be read is reported and skipped. Exit status 1 when no video
-could be processed.
+lists every video with its output or error (and warnings for a file that read only in part). <name> is the file
+name, or the path inside a folder given (a/b.mp4 -> a__b.mp4). Each video is decoded once, in order, in bounded
+memory. Rerunning skips videos already done with the same checkpoint weights, layer, pooling, window options
+and dtype from an unchanged file, and recomputes the others; a file that cannot be read is reported and skipped,
+the others go on. Exit status 0 when every video was processed, 1 when none was (or the checkpoint could not be
+loaded), 2 when some failed.
 """
 import argparse
 import sys
@@ -52,7 +55,9 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return 0 if any("error" not in entry for entry in index["videos"].values()) else 1
+    run = index.get("last_run", {})
+    failed, total = run.get("failed", 0), run.get("videos", 0)
+    return 0 if not failed else 1 if failed == total else 2
 
 
 if __name__ == "__main__":

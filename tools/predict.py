@@ -7,7 +7,9 @@
 --checkpoint takes anything `timesformer_jax.load_pretrained` reads (a tools/convert.py directory, a Hugging
 Face Timesformer directory, an official .pyth, ...) or a Hugging Face Hub id (read from the Hub cache; see
 HF_HUB_OFFLINE). Folders are searched for video files. Each video gets a table of its top-k labels; a file that
-cannot be read is reported and skipped. Exit status 1 when no video could be classified.
+cannot be read is reported and skipped, the others go on; a file that reads only in part (corrupt packets, fewer
+frames than its header says) is classified from what decodes, with a warning. Exit status 0 when every video was
+classified, 1 when none could be (or the checkpoint could not be loaded), 2 when some failed.
 """
 import argparse
 import sys
@@ -51,7 +53,8 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return 0 if any(p.error is None for p in predictions) else 1
+    failed = sum(p.error is not None for p in predictions)
+    return 0 if not failed else 1 if failed == len(predictions) else 2
 
 
 if __name__ == "__main__":

@@ -82,9 +82,6 @@ def read_converted_config(directory: str | Path) -> dict:
     model = config.get("model")
     if not isinstance(model, dict):
         raise ValueError(f"{path}: expected a 'model' object of TimeSformer fields, got {model!r}")
-    missing = [name for name in ARCHITECTURE_FIELDS if name not in model]
-    if missing:
-        raise ValueError(f"{path}: the 'model' object lacks field(s) {missing}; convert the checkpoint again")
     if isinstance(model.get("image_size"), list):
         model["image_size"] = tuple(model["image_size"])
     check_model_fields(model, source=f"{path} 'model'")

@@ -99,7 +99,10 @@ def visualize_attention(checkpoint: str, video: str | Path, output: str | Path, 
     model, _ = load_for_inference(checkpoint, dtype="float32", num_heads=num_heads, revision=revision)
     config = protocol_for(model.module, **{**{k: v for k, v in protocol.items() if v is not None},
                                            "num_temporal_views": 1, "num_spatial_crops": 1})
-    clip = read_views(video, config)[0]  # (T, S, S, 3) normalised
+    warnings: list[str] = []
+    clip = read_views(video, config, warnings)[0]  # (T, S, S, 3) normalised
+    for warning in warnings:
+        log(f"warning: {video}: {warning}")
     rollout = attention_rollout(model, clip)
     frames = np.clip((clip * np.asarray(config.std) + np.asarray(config.mean)) * 255.0, 0, 255).round().astype(np.uint8)
     top_label = None

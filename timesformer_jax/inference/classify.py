@@ -8,7 +8,9 @@ and take `num_spatial_crops` crops along the longer side (`eval_view_clips`), no
 through one jitted forward. Views' logits are averaged (`aggregate="logits"`, the score is the softmax of
 the mean) or their probabilities are (`"softmax"`).
 
-A file that cannot be read gives a `Prediction` with `error` set; the other files of the call go on.
+A file that cannot be read gives a `Prediction` with `error` set; the other files of the call go on. A file that
+reads only in part (a corrupt section skipped, fewer frames than its header says, a mid-stream size change) is
+classified from what decodes, with `warnings` saying so.
 """
 from __future__ import annotations
 
@@ -19,7 +21,15 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from timesformer_jax.data.video_io import VideoReadError, decode_video, probe_video, read_frames
+from timesformer_jax.data.video_io import (
+    DecodeReport,
+    FrameStream,
+    VideoReadError,
+    count_frames,
+    printable,
+    probe_video,
+    read_frames,
+)
 
 AGGREGATES = ("logits", "softmax")
 
@@ -35,15 +45,20 @@ class Prediction:
     scores: np.ndarray | None = None
     top_k: list[tuple[int, str, float]] = dataclasses.field(default_factory=list)
     error: str | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)  # what fell short of a clean read
     decode_seconds: float = 0.0
     model_seconds: float = 0.0
 
     def to_json(self) -> dict:
-        """`{"video", "logits", "top_k": [{"index", "label", "score"}]}`, or `{"video", "error"}`."""
+        """`{"video", "logits", "top_k": [{"index", "label", "score"}]}` (with `"warnings"` when the file did not
+        read cleanly), or `{"video", "error"}`."""
         if self.error is not None:
             return {"video": self.video, "error": self.error}
-        return {"video": self.video, "logits": [float(x) for x in self.logits],
-                "top_k": [{"index": i, "label": label, "score": score} for i, label, score in self.top_k]}
+        out = {"video": self.video, "logits": [float(x) for x in self.logits],
+               "top_k": [{"index": i, "label": label, "score": score} for i, label, score in self.top_k]}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
 
 
 def protocol_for(module, **overrides):
@@ -60,10 +75,12 @@ def protocol_for(module, **overrides):
     return ClipConfig(**fields)
 
 
-def read_views(path: str | Path, config) -> np.ndarray:
+def read_views(path: str | Path, config, warnings: list[str] | None = None) -> np.ndarray:
     """The test views of one file: (num_views, T, crop, crop, 3) float32, normalised (whatever `config.dtype`
-    says: a "uint8" protocol, the training configs' setting, is normalised here too). VideoReadError when the
-    file cannot be read."""
+    says: a "uint8" protocol, the training configs' setting, is normalised here too). Frames are read as
+    displayed, at the first frame's size. VideoReadError when the file cannot be read; what fell short of a clean
+    read (frames missing against the header, corrupt packets, a mid-stream size change) is appended to
+    `warnings`."""
     import dataclasses
 
     import tensorflow as tf
@@ -71,14 +88,23 @@ def read_views(path: str | Path, config) -> np.ndarray:
     from timesformer_jax.data.pipeline import eval_view_clips, eval_view_indices
 
     info = probe_video(path)
+    size = (info.height, info.width)
     indices = eval_view_indices(config, info.num_frames, info.fps).numpy().reshape(-1)
-    frames = read_frames(path, indices, info.fps)
+    report = DecodeReport()
+    frames = read_frames(path, indices, info.fps, size, report)
+    problems = report.problems()
     if any(int(i) not in frames for i in indices):
-        # The header promised more frames than the file holds (cut short): count what decodes, as the
-        # official loader does when it decodes the whole video, and sample again.
-        decoded = decode_video(path, short_side=None)
-        indices = eval_view_indices(config, len(decoded.frames), info.fps).numpy().reshape(-1)
-        frames = {int(i): decoded.frames[i] for i in set(indices.tolist())}
+        # The header promised frames the file does not yield (cut short, or a corrupt section): count what
+        # decodes, converting nothing, sample the views from those, as the official loader does when it decodes
+        # the whole video, and read them in a second pass. Memory holds the views' frames only.
+        report = count_frames(path)
+        indices = eval_view_indices(config, report.frames, info.fps).numpy().reshape(-1)
+        stream = FrameStream(path, set(indices.tolist()), size)
+        frames = dict(stream)
+        problems = report.problems(info.num_frames) + [f"views sampled from the {report.frames} frames that decode"]
+        problems += [p for p in stream.report.problems() if "resolution" in p]
+    if warnings is not None and problems:
+        warnings.append("; ".join(problems))
     stacked = np.stack([frames[int(i)] for i in indices])
     return np.asarray(eval_view_clips(tf.constant(stacked), dataclasses.replace(config, dtype="float32")), np.float32)
 
@@ -156,15 +182,17 @@ def classify(model, videos: str | Path | Iterable[str | Path], config=None, *, a
 
     done = 0
     for position, path in enumerate(paths):
-        prediction = Prediction(video=str(path))
+        prediction = Prediction(video=printable(path))
         predictions.append(prediction)
         try:
             started = time.perf_counter()
-            views = read_views(path, config)
+            views = read_views(path, config, prediction.warnings)
             prediction.decode_seconds = time.perf_counter() - started
             pending.append((prediction, views))
-        except (VideoReadError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, is that file's error entry
             prediction.error = str(e) or type(e).__name__
+            if not isinstance(e, VideoReadError):
+                prediction.error = f"{printable(path)}: {type(e).__name__}: {prediction.error}"
         if sum(len(v) for _, v in pending) >= batch_size or position == len(paths) - 1:
             flush()
             for finished in predictions[done:]:

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from timesformer_jax.data.sampling import dense_clip_size, sliding_window_starts, spaced_indices
-from timesformer_jax.data.video_io import FrameStream, VideoReadError, probe_video
+from timesformer_jax.data.video_io import FrameStream, VideoReadError, printable, probe_video
 from timesformer_jax.inference.classify import softmax
 
 POOLS = ("cls", "mean")
@@ -102,6 +102,7 @@ class VideoFeatures:
     logits: np.ndarray | None
     peak_frames_held: int = 0  # decoded frames buffered at once, at most
     seconds: float = 0.0
+    warnings: list[str] = dataclasses.field(default_factory=list)  # what fell short of a clean read
 
     @property
     def embedding(self) -> np.ndarray:
@@ -117,7 +118,8 @@ class VideoFeatures:
         return [(float(s), float(e), int(c), float(probs[i, c]))
                 for i, (s, e, c) in enumerate(zip(self.plan.start_seconds, self.plan.end_seconds, top))]
 
-    def to_npz_bytes(self) -> bytes:
+    def to_npz_bytes(self, settings: dict | None = None) -> bytes:
+        """The arrays of `extract_features`' per-video file; `settings` (what produced them) as a JSON string."""
         arrays = dict(
             window_start_seconds=self.plan.start_seconds, window_end_seconds=self.plan.end_seconds,
             frame_indices=self.plan.indices, features=self.features, embedding=self.embedding,
@@ -125,6 +127,8 @@ class VideoFeatures:
         )
         if self.logits is not None:
             arrays["logits"] = self.logits
+        if settings is not None:
+            arrays["settings"] = np.str_(json.dumps(settings, sort_keys=True))
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         return buffer.getvalue()
@@ -179,24 +183,26 @@ class FeatureExtractor:
         """The windows of one file. VideoReadError when it cannot be read."""
         started = time.perf_counter()
         info = probe_video(path)
+        size = (info.height, info.width)
         plan = self.plan(info.num_frames, info.fps)
-        features, logits, decoded, peak = self._run(path, plan)
-        if decoded != info.num_frames:
-            # The header's frame count was wrong (a file cut short): plan again for the frames there are.
-            plan = self.plan(decoded, info.fps)
-            features, logits, _, peak = self._run(path, plan)
-        return VideoFeatures(str(path), self.layer_name, plan, features,
+        features, logits, report, peak = self._run(path, plan, size)
+        if report.frames != info.num_frames:
+            # The header's frame count was wrong (a file cut short, a corrupt section skipped): plan again for the
+            # frames there are.
+            plan = self.plan(report.frames, info.fps)
+            features, logits, _, peak = self._run(path, plan, size)
+        return VideoFeatures(printable(path), self.layer_name, plan, features,
                              logits if self.model.module.num_classes else None, peak,
-                             time.perf_counter() - started)
+                             time.perf_counter() - started, report.problems(info.num_frames))
 
     @property
     def layer_name(self) -> str:
         """What the features are: "pre_logits", or "block_N:cls" / "block_N:mean"."""
         return self.layer if self.block is None else f"{self.layer}:{self.pool}"
 
-    def _run(self, path, plan: WindowPlan):
-        """One decoding pass: (features (N, D), logits (N, C), frames in the file, peak frames buffered). Windows
-        the file turns out too short for are left out (the caller plans again)."""
+    def _run(self, path, plan: WindowPlan, size: tuple[int, int] | None = None):
+        """One decoding pass: (features (N, D), logits (N, C), the pass's `DecodeReport` (frames in the file, ...),
+        peak frames buffered). Windows the file turns out too short for are left out (the caller plans again)."""
         import tensorflow as tf
 
         from timesformer_jax.data.pipeline import eval_crops
@@ -216,7 +222,7 @@ class FeatureExtractor:
             logits.append(np.asarray(l, np.float32)[: len(batch)])
             batch.clear()
 
-        stream = FrameStream(path, wanted)
+        stream = FrameStream(path, wanted, size)
         for index, frame in stream:
             buffered[index] = resize_short_side(tf.constant(frame[None]), self.config.crop_size,
                                                 self.config.antialias)[0].numpy()
@@ -234,8 +240,8 @@ class FeatureExtractor:
         if batch:
             run_batch()
         if not features:
-            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), stream.frames_decoded, peak
-        return np.concatenate(features), np.concatenate(logits), stream.frames_decoded, peak
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), stream.report, peak
+        return np.concatenate(features), np.concatenate(logits), stream.report, peak
 
 
 INDEX_FILE = "index.json"
@@ -249,16 +255,20 @@ def extract_features(checkpoint: str, inputs: Sequence[str | Path], output: str 
     """`tools/extract_features.py`: features of every video of `inputs` into `output`.
 
     Per video `<name>.npz` (window_start_seconds, window_end_seconds (N,), frame_indices (N, T), features
-    (N, D), embedding (D,), logits (N, C) for classifiers, fps, num_frames, layer) and, for classifiers,
-    `<name>.timeline.tsv` (and `<name>.timeline.png` with `plot`). `index.json` lists every video with its
-    output or its error; it is rewritten after each video. Rerunning skips videos whose `.npz` exists (a
-    video's files are written whole or not at all); a file that cannot be read is reported and skipped.
-    Returns the index."""
+    (N, D), embedding (D,), logits (N, C) for classifiers, fps, num_frames, layer, settings) and, for
+    classifiers, `<name>.timeline.tsv` (and `<name>.timeline.png` with `plot`). `<name>` is the video's file
+    name, or its path inside a folder given (`a/b.mp4` -> `a__b.mp4`; see `inputs.named_video_files`).
+    `index.json` lists every video with its output (and `warnings` when it read only in part) or its error; it is
+    rewritten after each video. Rerunning skips a video whose `.npz` exists and was computed with the same
+    settings (weights, layer, pooling, window protocol, dtype; `extraction_settings`) from the same file (size
+    and modification time), and recomputes it otherwise (a video's files are written whole or not at all); a
+    file that cannot be read is reported and skipped, the others go on. Returns the index."""
     import jax
 
     from timesformer_jax.inference.inputs import load_for_inference, named_video_files, no_videos_error
     from timesformer_jax.inference.labels import resolve_labels
     from timesformer_jax.integrity import write_atomically
+    from timesformer_jax.json_files import read_json_object
 
     videos = named_video_files(inputs)
     if not videos:
@@ -266,7 +276,14 @@ def extract_features(checkpoint: str, inputs: Sequence[str | Path], output: str 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     index_path = output / INDEX_FILE
-    index = json.loads(index_path.read_text()) if index_path.is_file() else {"videos": {}}
+    index = {"videos": {}}
+    if index_path.is_file():
+        try:
+            index = read_json_object(index_path, "the index of a feature extraction")
+        except ValueError as e:
+            log(f"warning: {e}; starting a new index (every video is computed again)")
+        if not isinstance(index.get("videos"), dict):
+            index = {"videos": {}}
     model, dtype = load_for_inference(checkpoint, dtype=dtype, num_heads=num_heads, revision=revision)
     extractor = FeatureExtractor(model, layer, pool, stride_seconds, batch_size,
                                  **{k: v for k, v in protocol.items() if v is not None})
@@ -277,37 +294,87 @@ def extract_features(checkpoint: str, inputs: Sequence[str | Path], output: str 
         f"{config.crop_size}^2 frames, rate {config.sampling_rate} at {config.target_fps:g} fps, stride "
         + (f"{stride_seconds:g} s" if stride_seconds is not None else "half a window")
         + f", layer {extractor.layer_name}, {len(videos)} video(s) -> {output}")
+    settings = extraction_settings(model, checkpoint, extractor, stride_seconds, dtype)
     done = skipped = failed = 0
     for position, (path, name) in enumerate(videos, 1):
         npz = output / f"{name}.npz"
-        if npz.is_file():
+        shown = printable(path)
+        previous = index["videos"].get(name, {})
+        try:
+            source = video_fingerprint(path)
+        except OSError:
+            source = None
+        if npz.is_file() and previous.get("settings") == settings and previous.get("source") == source:
             skipped += 1
             continue
+        if npz.is_file():
+            changed = sorted(k for k in settings if (previous.get("settings") or {}).get(k) != settings[k])
+            if previous.get("source") != source:
+                changed.append("the video file")
+            log(f"[{position}/{len(videos)}] {shown}: recomputing ({', '.join(changed)} changed since {npz.name} "
+                "was written)")
         try:
             result = extractor.extract(path)
-        except (VideoReadError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - one file's failure, whatever it is, is that file's error entry
             failed += 1
-            index["videos"][name] = {"video": str(path), "error": str(e) or type(e).__name__}
-            log(f"[{position}/{len(videos)}] {path}: error: {index['videos'][name]['error']} (skipped)")
+            message = str(e) if isinstance(e, VideoReadError) else f"{shown}: {type(e).__name__}: {e}"
+            index["videos"][name] = {"video": shown, "error": message}
+            log(f"[{position}/{len(videos)}] {shown}: error: {message} (skipped)")
         else:
             if labels is not None:
                 write_atomically(output / f"{name}.timeline.tsv", timeline_tsv(result, labels).encode())
                 if plot:
                     plot_timeline(result, labels, output / f"{name}.timeline.png")
-            write_atomically(npz, result.to_npz_bytes())  # last: its presence marks the video done
+            write_atomically(npz, result.to_npz_bytes(settings))  # last: its presence marks the video done
             done += 1
-            entry = {"video": str(path), "output": npz.name, "num_windows": result.plan.num_windows,
-                     "seconds": round(result.seconds, 3)}
+            entry = {"video": shown, "output": npz.name, "num_windows": result.plan.num_windows,
+                     "seconds": round(result.seconds, 3), "settings": settings, "source": source}
+            if result.warnings:
+                entry["warnings"] = result.warnings
             if labels is not None:
                 top = int(softmax(result.logits.mean(axis=0)).argmax())
                 entry["top_label"] = labels[top]
             index["videos"][name] = entry
-            log(f"[{position}/{len(videos)}] {path}: {result.plan.num_windows} windows of "
+            log(f"[{position}/{len(videos)}] {shown}: {result.plan.num_windows} windows of "
                 f"{result.plan.video_length / result.plan.fps:.1f} s in {result.seconds:.1f} s"
-                + (f", mostly {entry['top_label']}" if labels is not None else ""))
+                + (f", mostly {entry['top_label']}" if labels is not None else "")
+                + "".join(f"\n  warning: {warning}" for warning in result.warnings))
+        index["last_run"] = {"videos": len(videos), "done": done, "reused": skipped, "failed": failed}
         write_atomically(index_path, (json.dumps(index, indent=1) + "\n").encode())
-    log(f"{done} video(s) done, {skipped} already done before, {failed} failed; index: {index_path}")
+    log(f"{done} video(s) done, {skipped} already done before with the same settings, {failed} failed; "
+        f"index: {index_path}")
     return index
+
+
+def video_fingerprint(path: Path) -> dict:
+    """What identifies the version of a video file a result was computed from: its size and modification time."""
+    stat = path.stat()
+    return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def params_fingerprint(params) -> str:
+    """SHA-256 over every parameter's name, shape, dtype and bytes: the same weights give the same digest
+    wherever they were loaded from."""
+    import hashlib
+
+    import jax
+
+    digest = hashlib.sha256()
+    for path, leaf in sorted(jax.tree_util.tree_flatten_with_path(params)[0], key=lambda item: str(item[0])):
+        array = np.asarray(leaf)
+        digest.update(f"{jax.tree_util.keystr(path)}{array.shape}{array.dtype}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def extraction_settings(model, checkpoint, extractor: FeatureExtractor, stride_seconds, dtype: str) -> dict:
+    """Everything that decides a video's features: the weights, the layer and pooling, the window protocol and
+    the compute dtype. A stored result is reused only when these are all equal."""
+    config = extractor.config
+    return {"checkpoint": str(checkpoint), "weights_sha256": params_fingerprint(model.params),
+            "layer": extractor.layer_name, "stride_seconds": stride_seconds, "num_frames": config.num_frames,
+            "sampling_rate": config.sampling_rate, "target_fps": config.target_fps, "crop_size": config.crop_size,
+            "antialias": bool(config.antialias), "dtype": dtype}
 
 
 def timeline_tsv(result: VideoFeatures, labels: Sequence[str]) -> str:

@@ -16,7 +16,8 @@ def format_prediction(prediction: Prediction, score_name: str = "score") -> str:
     if prediction.error is not None:
         return f"{prediction.video}\n  error: {prediction.error}"
     width = max(len(label) for _, label, _ in prediction.top_k)
-    lines = [prediction.video, f"  {'#':>3}  {'label':<{width}}  {score_name:>7}  index"]
+    lines = [prediction.video] + [f"  warning: {warning}" for warning in prediction.warnings]
+    lines.append(f"  {'#':>3}  {'label':<{width}}  {score_name:>7}  index")
     for rank, (index, label, score) in enumerate(prediction.top_k, 1):
         lines.append(f"  {rank:>3}  {label:<{width}}  {score:7.4f}  {index}")
     return "\n".join(lines)
@@ -61,6 +62,9 @@ def predict_files(checkpoint: str, inputs: Sequence[str | Path], *, num_heads: i
     failed = sum(p.error is not None for p in predictions)
     if failed:
         log(f"{failed} of {len(predictions)} video(s) could not be classified (their errors are above)")
+    partial = sum(bool(p.warnings) for p in predictions)
+    if partial:
+        log(f"{partial} video(s) did not read cleanly and were classified from what decodes (warnings above)")
     if json_path:
         Path(json_path).write_text(json.dumps([p.to_json() for p in predictions], indent=1) + "\n")
         log(f"wrote {json_path}")
