@@ -7,7 +7,7 @@ import tensorflow_datasets as tfds
 
 from test_data_builders import gradient_clip, kinetics_tree, read_split
 from timesformer_jax.data import builders
-from timesformer_jax.data.beam_build import SKIPPED_SHARDS_DIR, pipeline_options
+from timesformer_jax.data.beam_build import pipeline_options, shards_dir
 from timesformer_jax.data.video_io import write_video
 
 TWO_WORKERS = "runner=DirectRunner,direct_running_mode=multi_processing,direct_num_workers=2"
@@ -63,7 +63,7 @@ def test_beam_build_equals_the_in_process_build(tmp_path):
     # two decode failures (skipped on the workers) and a missing file (skipped on the driver)
     assert {line.split("\t")[1] for line in skipped} == {"bad_000000_000010", "ddd_000001_000011",
                                                           "eee_000005_000015"}
-    assert not (builder_dir(on_beam) / SKIPPED_SHARDS_DIR).exists()
+    assert not (builder_dir(on_beam) / shards_dir(builders.SKIPPED_FILE)).exists()
 
 
 def test_beam_options_are_key_value_pairs():

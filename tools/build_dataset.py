@@ -6,8 +6,13 @@
     python tools/build_dataset.py --dataset video_folder --manual_dir ~/my_videos --data_dir ~/tfds
     python tools/build_dataset.py --dataset synthetic_motion --config ci --data_dir ~/tfds
 
-Frames are stored as JPEG at the source frame rate, shorter side `--short_side` (default 320). Ends with a
-summary: examples per split, and skipped videos by reason (the full list is in skipped.tsv beside the data).
+Frames are stored as JPEG at the source frame rate, as displayed (rotation applied), shorter side `--short_side`
+(default 320). One bad file never stops the build: it is skipped and listed in skipped.tsv beside the data; a
+file that decodes only in part is kept with what decodes and listed in partial.tsv. Ends with a summary:
+examples per split, skipped videos by reason, partial videos. Rerunning reuses the prepared dataset only while
+--manual_dir is unchanged (sources.json beside the data lists its files, sizes and times); a changed folder is
+rebuilt, with a line saying why, and a dataset prepared from another folder is never replaced (choose another
+--data_dir, or --overwrite).
 `--beam_options "runner=...,..."` runs the same build on Apache Beam (the local multi-process runner,
 Dataflow, Spark, Flink; docs/data.md). `--layout frames` then copies the frames into a frame store beside the
 TFDS files (a record per frame, so a training clip reads only its frames; `config.dataset.layout = "frames"`
@@ -19,7 +24,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from timesformer_jax.data.builders import BUILDERS, SKIPPED_FILE, dataset_builder
+from timesformer_jax.data.builders import BUILDERS, PARTIAL_FILE, SKIPPED_FILE, dataset_builder, prepare_dataset
 
 _DATASET = flags.DEFINE_enum("dataset", None, sorted(BUILDERS), "Dataset builder.")
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Your local copy of the dataset (not for synthetic_motion).")
@@ -33,14 +38,14 @@ _BEAM_OPTIONS = flags.DEFINE_string(
     "project=...,region=...,temp_location=gs://...). Needs the beam extra. Default: in this process.")
 _LAYOUT = flags.DEFINE_enum("layout", "tfds", ["tfds", "frames"], "tfds: the TFDS dataset only (a record per "
                             "video); frames: also write the frame store (a record per frame) beside it.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Rebuild even when the prepared dataset is up to date with "
+                                "--manual_dir, or was prepared from another folder.")
 _WORKERS = flags.DEFINE_integer("workers", 1, "Processes writing the frame store's shards (--layout frames).")
 flags.mark_flags_as_required(["dataset", "data_dir"])
 
 
 def build(dataset: str, data_dir: str, manual_dir: str | None, config: str | None, short_side: int | None,
-          beam_options: str | None = None):
-    import tensorflow_datasets as tfds
-
+          beam_options: str | None = None, overwrite: bool = False):
     builder = dataset_builder(dataset, data_dir, config, short_side)
     if dataset != "synthetic_motion" and not manual_dir:
         raise ValueError(f"--manual_dir is required for {dataset}: {BUILDERS[dataset].MANUAL_DOWNLOAD_INSTRUCTIONS}")
@@ -53,9 +58,7 @@ def build(dataset: str, data_dir: str, manual_dir: str | None, config: str | Non
         except ImportError as e:
             raise ValueError(f"--beam_options needs Apache Beam: pip install 'timesformer_jax[beam]' ({e})") from None
         options = pipeline_options(beam_options)
-    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir, beam_options=options)
-    builder.download_and_prepare(download_config=download_config)
-    return builder
+    return prepare_dataset(builder, manual_dir, overwrite=overwrite, beam_options=options, log=print)
 
 
 def summary(builder) -> str:
@@ -67,6 +70,10 @@ def summary(builder) -> str:
     lines.append(f"  skipped     {len(skipped):>8}" + (f"  (list: {skipped_file})" if skipped else ""))
     reasons = collections.Counter((split, _reason_kind(reason)) for split, _, reason in skipped)
     lines.extend(f"    {split:<9} {count:>6}  {kind}" for (split, kind), count in sorted(reasons.items()))
+    partial_file = Path(builder.data_dir) / PARTIAL_FILE
+    partial = partial_file.read_text().splitlines() if partial_file.exists() else []
+    if partial:
+        lines.append(f"  partial     {len(partial):>8}  (kept with the frames that decode; list: {partial_file})")
     return "\n".join(lines)
 
 
@@ -85,8 +92,8 @@ def main(argv):
     logging.getLogger("apache_beam").setLevel(logging.WARNING)  # Beam's workers log every bundle at INFO
     try:
         builder = build(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value, _CONFIG.value, _SHORT_SIDE.value,
-                        _BEAM_OPTIONS.value)
-    except (ValueError, FileNotFoundError) as e:
+                        _BEAM_OPTIONS.value, _OVERWRITE.value)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(summary(builder))

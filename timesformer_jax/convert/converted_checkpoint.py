@@ -23,7 +23,7 @@ from pathlib import Path
 import orbax.checkpoint as ocp
 
 from timesformer_jax.integrity import has_manifest, verify_manifest, write_manifest
-from timesformer_jax.json_files import read_json_object
+from timesformer_jax.user_files import read_json_object
 from timesformer_jax.model.presets import check_model_fields
 
 FORMAT = "timesformer_jax/converted-v1"

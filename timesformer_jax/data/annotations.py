@@ -6,6 +6,7 @@ is missing keeps `path=None` and is skipped (and counted) by the builder.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import json
@@ -13,6 +14,7 @@ import re
 from pathlib import Path
 
 from timesformer_jax.data.video_io import VIDEO_SUFFIXES
+from timesformer_jax.user_files import printable
 
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
 _SPLIT_NAMES = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
@@ -29,6 +31,7 @@ class Entry:
     video_id: str
     path: Path | None  # None: the annotation names a file that is not there
     label: str | None
+    problem: str | None = None  # why the entry cannot be read, found while listing (the builder skips it)
 
 
 def split_name(name: str) -> str:
@@ -47,7 +50,11 @@ def _index_by_stem(videos: dict[str, Path]) -> dict[str, Path]:
 
 
 def video_folder_entries(root: Path) -> list[Entry]:
-    """`<root>/<split>/<class>/<video>` (split one of train/val/validation/test)."""
+    """`<root>/<split>/<class>/<video>` (split one of train/val/validation/test).
+
+    A video is named `<class>/<stem>`, or `<class>/<file name>` when another file of the class has the same stem
+    (`clip.mp4` next to `clip.mkv`). Names that are not UTF-8 are escaped (`user_files.printable`). A class folder that
+    cannot be listed becomes one entry with its `problem`, which the builder skips and reports."""
     entries = []
     split_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in _SPLIT_NAMES]
     if not split_dirs:
@@ -56,11 +63,20 @@ def video_folder_entries(root: Path) -> list[Entry]:
             f"found {sorted(p.name for p in root.iterdir())[:10]}"
         )
     for split_dir in split_dirs:
+        split = split_name(split_dir.name)
         for class_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
-            for video in sorted(class_dir.iterdir()):
-                if video.suffix.lower() in VIDEO_SUFFIXES:
-                    video_id = f"{class_dir.name}/{video.stem}"
-                    entries.append(Entry(split_name(split_dir.name), video_id, video, class_dir.name))
+            label = printable(class_dir.name)
+            try:
+                videos = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+            except OSError as e:
+                entries.append(Entry(split, f"{label}/", None, label,
+                                     problem=f"cannot list class folder {printable(str(class_dir))}: "
+                                             f"{e.strerror or type(e).__name__}"))
+                continue
+            stems = collections.Counter(video.stem for video in videos)
+            for video in videos:
+                name = video.stem if stems[video.stem] == 1 else video.name
+                entries.append(Entry(split, f"{label}/{printable(name)}", video, label))
     return entries
 
 

@@ -5,7 +5,7 @@ TFDS runs it when a build is given Beam options (`DownloadConfig(beam_options=..
 --beam_options`): `LocalVideoBuilder._generate_examples` then returns `examples_from_videos(...)` instead of a
 generator. Each video becomes one example through `builders.video_example`, exactly as in process. A video that
 cannot be decoded goes to the `skipped` output, one `split<TAB>video_id<TAB>reason` line, written as text shards
-under `<dataset dir>/skipped-beam/`, and is counted by the Beam counter `timesformer_jax:skipped_videos`
+under `<dataset dir>/skipped-beam/` (a video kept in part, to the `partial` output and `partial-beam/`), and is counted by the Beam counter `timesformer_jax:skipped_videos`
 (examples: `timesformer_jax:examples`); when the pipeline has finished, `collect_skipped` appends the shards'
 lines to `skipped.tsv`, sorted, and removes them, so the list is the same as the in-process build's.
 
@@ -18,9 +18,6 @@ from pathlib import Path
 import apache_beam as beam
 import tensorflow as tf
 
-from timesformer_jax.data.video_io import VideoReadError
-
-SKIPPED_SHARDS_DIR = "skipped-beam"
 COUNTER_NAMESPACE = "timesformer_jax"
 
 
@@ -31,14 +28,16 @@ class DecodeVideo(beam.DoFn):
         self.split, self.short_side, self.jpeg_quality = split, short_side, jpeg_quality
 
     def process(self, entry):
-        from timesformer_jax.data.builders import video_example
+        from timesformer_jax.data.builders import example_or_skip
 
-        try:
-            example = video_example(entry, self.short_side, self.jpeg_quality)
-        except VideoReadError as e:
+        result = example_or_skip(entry, self.short_side, self.jpeg_quality)
+        if isinstance(result, str):
             beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "skipped_videos").inc()
-            yield beam.pvalue.TaggedOutput("skipped", f"{self.split}\t{entry.video_id}\t{e}")
+            yield beam.pvalue.TaggedOutput("skipped", f"{self.split}\t{entry.video_id}\t{result}")
             return
+        example, partial = result
+        if partial:
+            yield beam.pvalue.TaggedOutput("partial", f"{self.split}\t{entry.video_id}\t{partial}")
         beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "examples").inc()
         yield entry.video_id, example
 
@@ -50,17 +49,25 @@ def examples_from_videos(pipeline, split: str, entries, short_side: int, jpeg_qu
         pipeline
         | "Entries" >> beam.Create(entries)
         | "Spread" >> beam.Reshuffle()  # one video per work item, whatever the runner's initial split
-        | "Decode" >> beam.ParDo(DecodeVideo(split, short_side, jpeg_quality)).with_outputs("skipped", main="examples")
+        | "Decode" >> beam.ParDo(DecodeVideo(split, short_side, jpeg_quality)).with_outputs(
+            "skipped", "partial", main="examples")
     )
-    _ = results.skipped | "WriteSkipped" >> beam.io.WriteToText(
-        str(Path(dataset_dir) / SKIPPED_SHARDS_DIR / split), file_name_suffix=".tsv")
+    for kind in ("skipped", "partial"):
+        _ = results[kind] | f"Write{kind.title()}" >> beam.io.WriteToText(
+            str(Path(dataset_dir) / shards_dir(f"{kind}.tsv") / split), file_name_suffix=".tsv")
     return results.examples
 
 
+def shards_dir(list_file: str) -> str:
+    """Where the workers write the lines of `list_file` (skipped.tsv, partial.tsv) as text shards."""
+    return f"{Path(list_file).stem}-beam"
+
+
 def collect_skipped(dataset_dir: str, skipped_file: str) -> int:
-    """Append the Beam workers' skip lines (sorted) to `skipped_file` and delete their shards; returns how many.
+    """Append the Beam workers' lines for `skipped_file` (skip lines, or partial-video lines for partial.tsv),
+    sorted, to it and delete their shards; returns how many.
     Works on any filesystem TF reads (local, gs://)."""
-    shard_dir = f"{dataset_dir}/{SKIPPED_SHARDS_DIR}"
+    shard_dir = f"{dataset_dir}/{shards_dir(skipped_file)}"
     if not tf.io.gfile.isdir(shard_dir):
         return 0
     lines = []

@@ -9,8 +9,11 @@ the frames they sample (`pipeline.py`). Import this module to register the build
     builder = tfds.builder("ucf101_local/split1", data_dir=DATA_DIR)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=MANUAL_DIR))
 
-Bad videos (unreadable, truncated, empty) and annotations naming missing files are skipped and counted, never
-fatal; the list goes to `skipped.tsv` beside the prepared dataset. Wrong annotation columns fail at once.
+Bad videos (unreadable, truncated, empty, a class folder that cannot be listed) and annotations naming missing
+files are skipped and counted, never fatal; the list goes to `skipped.tsv` beside the prepared dataset. Videos
+that read only in part (a corrupt section skipped, fewer frames than the header says, a mid-stream size change)
+are kept with what decodes and listed in `partial.tsv`. Frames are stored as displayed (rotation applied). Wrong
+annotation columns fail at once.
 
 The same build runs on Apache Beam when the download config carries Beam options or a runner
 (`DownloadConfig(beam_options=...)`): each video is one work item for Beam's workers, with the same decoding and
@@ -30,11 +33,14 @@ tf.config.set_visible_devices([], "GPU")  # TF is for input only: keep it off ac
 import tensorflow_datasets as tfds  # noqa: E402
 
 from timesformer_jax.data import annotations  # noqa: E402
+from timesformer_jax.data.source_files import describe_changes, list_sources, read_sources, write_sources  # noqa: E402
 from timesformer_jax.data.synthetic_motion import CLASSES, SIZES, write_synthetic_motion  # noqa: E402
 from timesformer_jax.data.video_io import VideoReadError, decode_video  # noqa: E402
 from timesformer_jax.data.work_pool import ordered_map  # noqa: E402
+from timesformer_jax.user_files import printable  # noqa: E402
 
 SKIPPED_FILE = "skipped.tsv"
+PARTIAL_FILE = "partial.tsv"  # videos kept with what decoded, and why they fell short
 DEFAULT_SHORT_SIDE = 320
 
 
@@ -55,16 +61,30 @@ def with_short_side(config: VideoConfig, short_side: int) -> VideoConfig:
     return dataclasses.replace(config, name=f"{config.name}_short{short_side}", short_side=short_side)
 
 
-def video_example(entry: annotations.Entry, short_side: int, jpeg_quality: int) -> dict:
-    """One stored example: every frame of the video (shorter side at most `short_side`) as a JPEG, its label,
-    id and frame rate. VideoReadError when the file cannot be decoded. Shared by the in-process and Beam builds."""
+def video_example(entry: annotations.Entry, short_side: int, jpeg_quality: int) -> tuple[dict, str | None]:
+    """(one stored example, why it is partial or None). The example: every frame of the video as displayed
+    (shorter side at most `short_side`) as a JPEG, its label, id and frame rate; it is partial when the file read
+    only in part (frames missing against its header, corrupt packets skipped, a mid-stream size change).
+    VideoReadError when the file cannot be decoded at all. Shared by the in-process and Beam builds."""
     video = decode_video(entry.path, short_side)
-    return {
+    example = {
         "video": [tf.io.encode_jpeg(frame, quality=jpeg_quality).numpy() for frame in video.frames],
         "label": entry.label,
         "video_id": entry.video_id,
         "fps": video.fps,
     }
+    return example, "; ".join(video.problems) or None
+
+
+def example_or_skip(entry: annotations.Entry, short_side: int, jpeg_quality: int):
+    """`video_example(...)`, or the reason the video is skipped (a string naming the file): whatever goes wrong
+    with one file stays that file's skip line."""
+    try:
+        return video_example(entry, short_side, jpeg_quality)
+    except VideoReadError as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - one file's failure never stops the build
+        return f"{printable(str(entry.path))}: {type(e).__name__}: {e}"
 
 
 class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -105,7 +125,9 @@ class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         names = set(class_names)
         by_split = collections.defaultdict(list)
         for entry in entries:  # what the annotations alone rule out is skipped here, so no split is left empty
-            if entry.path is None:
+            if entry.problem is not None:
+                self._record_skip(entry.split, entry.video_id, entry.problem)
+            elif entry.path is None:
                 self._record_skip(entry.split, entry.video_id, "missing video file")
             elif entry.label is None:
                 self._record_skip(entry.split, entry.video_id, "no label (unlabelled test split)")
@@ -119,6 +141,9 @@ class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         # Beam options or a runner ask for a Beam build (TFDS then runs the transforms `_generate_examples`
         # returns); without them the build stays in this process.
         self._use_beam = download_config.beam_options is not None or download_config.beam_runner is not None
+        if self.MANUAL_DOWNLOAD_INSTRUCTIONS and download_config.manual_dir:
+            # Listed before any decoding: a file changed during the build shows as changed at the next one.
+            write_sources(self.data_dir, list_sources(download_config.manual_dir))
         return super()._download_and_prepare(dl_manager, download_config)
 
     def _generate_examples(self, split: str, entries: list[annotations.Entry]):
@@ -135,28 +160,32 @@ class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         # entries' order.
         config = self.builder_config
 
-        def example_or_error(entry):
-            try:
-                return video_example(entry, config.short_side, config.jpeg_quality)
-            except VideoReadError as e:
-                return e
+        def read(entry):
+            return example_or_skip(entry, config.short_side, config.jpeg_quality)
 
-        for entry, result in ordered_map(example_or_error, entries, workers=2 * (os.cpu_count() or 1)):
-            if isinstance(result, VideoReadError):
-                self._record_skip(split, entry.video_id, str(result))
+        for entry, result in ordered_map(read, entries, workers=2 * (os.cpu_count() or 1)):
+            if isinstance(result, str):
+                self._record_skip(split, entry.video_id, result)
                 continue
-            yield entry.video_id, result
+            example, partial = result
+            if partial:
+                self._record_line(PARTIAL_FILE, split, entry.video_id, partial)
+            yield entry.video_id, example
 
     def _process_pipeline_result(self, pipeline_result) -> None:
         """After a Beam build: the workers' skip lines into skipped.tsv (`beam_build.collect_skipped`)."""
         from timesformer_jax.data.beam_build import collect_skipped
 
         count = collect_skipped(str(self.data_dir), SKIPPED_FILE)
-        logging.info("Beam build: %d video(s) skipped by the workers", count)
+        partial = collect_skipped(str(self.data_dir), PARTIAL_FILE)
+        logging.info("Beam build: %d video(s) skipped, %d kept in part by the workers", count, partial)
 
     def _record_skip(self, split: str, video_id: str, reason: str) -> None:
+        self._record_line(SKIPPED_FILE, split, video_id, reason)
+
+    def _record_line(self, file_name: str, split: str, video_id: str, reason: str) -> None:
         # Appended as we go (the dataset directory is the build's temporary one until the build succeeds).
-        with (Path(self.data_dir) / SKIPPED_FILE).open("a") as f:
+        with (Path(self.data_dir) / file_name).open("a", encoding="utf-8", errors="backslashreplace") as f:
             f.write(f"{split}\t{video_id}\t{reason}\n")
 
 
@@ -259,6 +288,41 @@ def dataset_builder(name: str, data_dir: str | None = None, config: str | None =
     if short_side:
         chosen = with_short_side(chosen, short_side)
     return builder_class(config=chosen, data_dir=data_dir)
+
+
+def prepare_dataset(builder: LocalVideoBuilder, manual_dir: str | Path | None = None, *, overwrite: bool = False,
+                    beam_options=None, log=logging.info) -> LocalVideoBuilder:
+    """Prepare `builder`'s dataset from `manual_dir` (none for synthetic_motion), unless it is prepared already
+    from the same folder as it is now.
+
+    A dataset built from a folder that has changed since (files added, removed or modified: `sources.json`) is
+    rebuilt, with a line saying why; `overwrite` rebuilds in any case. A dataset directory prepared from another
+    source folder is never replaced silently: FileExistsError, unless `overwrite`. `beam_options`: Beam
+    PipelineOptions to build on Beam."""
+    mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+    what = f"{builder.name}/{builder.builder_config.name} in {builder.data_dir}"
+    prepared = Path(builder.data_dir).exists() and bool(builder.info.splits)
+    if prepared and overwrite:
+        log(f"rebuilding {what}: overwrite asked for")
+        mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
+    elif prepared and manual_dir and builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
+        built, now = read_sources(builder.data_dir), list_sources(manual_dir)
+        if built is None:
+            log(f"{what} was prepared without a list of its source files, so whether {manual_dir} changed since is "
+                "unknown: reusing it (pass --overwrite to rebuild)")
+        elif built.get("root") != now["root"]:
+            raise FileExistsError(
+                f"{what} was prepared from {built.get('root')}, not {now['root']}; building here would mix or "
+                "replace it: choose another --data_dir for this source (or pass --overwrite to replace it)")
+        elif (change := describe_changes(built, now)) is not None:
+            log(f"rebuilding {what}: the source folder changed since it was built: {change}")
+            mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
+        else:
+            log(f"{what} is up to date with {now['root']}: reusing it")
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir and str(manual_dir),
+                                                   beam_options=beam_options, download_mode=mode)
+    builder.download_and_prepare(download_config=download_config)
+    return builder
 
 
 def prepared_builder(name: str, data_dir: str | None = None, config: str | None = None,

@@ -20,6 +20,8 @@ from typing import Sequence
 import av
 import numpy as np
 
+from timesformer_jax.user_files import printable
+
 # What counts as a video file when a folder is walked (builders' class folders, inference inputs): containers
 # PyAV (FFmpeg) reads.
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".3gp")
@@ -136,12 +138,6 @@ def _decoded(container, stream, report: DecodeReport):
             yield frame
 
 
-def printable(path: str | Path) -> str:
-    """`path` as text any terminal or JSON file takes: bytes of a file name that are not UTF-8 appear as
-    backslash escapes instead of failing the print."""
-    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _open(path: Path):
     try:
         if path.is_dir():
@@ -154,7 +150,7 @@ def _open(path: Path):
     except PermissionError as e:
         raise VideoReadError(f"cannot read {printable(path)}: permission denied") from e
     except (av.FFmpegError, OSError) as e:
-        raise VideoReadError(f"cannot open {printable(path)} as a video (truncated or not a video?): {e}") from e
+        raise VideoReadError(f"cannot decode {printable(path)} as a video (truncated or not a video?): {e}") from e
     if not container.streams.video:
         container.close()
         raise VideoReadError(f"{printable(path)} has no video stream (truncated, or not a video?)")

@@ -26,10 +26,10 @@ from timesformer_jax.data.video_io import (
     FrameStream,
     VideoReadError,
     count_frames,
-    printable,
     probe_video,
     read_frames,
 )
+from timesformer_jax.user_files import printable
 
 AGGREGATES = ("logits", "softmax")
 

@@ -29,8 +29,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from timesformer_jax.data.sampling import dense_clip_size, sliding_window_starts, spaced_indices
-from timesformer_jax.data.video_io import FrameStream, VideoReadError, printable, probe_video
+from timesformer_jax.data.video_io import FrameStream, VideoReadError, probe_video
 from timesformer_jax.inference.classify import softmax
+from timesformer_jax.user_files import printable
 
 POOLS = ("cls", "mean")
 MAX_WINDOWS = 200_000  # per video: a whole day at 0.5 s strides; more is a mistyped stride
@@ -268,7 +269,7 @@ def extract_features(checkpoint: str, inputs: Sequence[str | Path], output: str 
     from timesformer_jax.inference.inputs import load_for_inference, named_video_files, no_videos_error
     from timesformer_jax.inference.labels import resolve_labels
     from timesformer_jax.integrity import write_atomically
-    from timesformer_jax.json_files import read_json_object
+    from timesformer_jax.user_files import read_json_object
 
     videos = named_video_files(inputs)
     if not videos:

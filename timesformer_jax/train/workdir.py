@@ -12,7 +12,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from timesformer_jax.json_files import read_json_object
+from timesformer_jax.user_files import read_json_object
 from timesformer_jax.model.presets import check_model_fields
 
 CONFIG_FILE = "config.json"

@@ -9,7 +9,7 @@ import numpy as np
 from safetensors.numpy import load_file
 
 from timesformer_jax.convert.readers.torch_pickle import load_torch_file
-from timesformer_jax.json_files import read_json_object
+from timesformer_jax.user_files import read_json_object
 
 
 def read_hf_config(path: Path) -> dict:

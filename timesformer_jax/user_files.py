@@ -1,9 +1,18 @@
-"""Reading the JSON files users and tools hand over (model configs, checkpoint indexes, run configs): one error
-that names the file and what it should hold, whatever is wrong with it."""
+"""Files users hand over, as text and as JSON: file names that print whatever bytes they hold, and JSON files
+(model configs, checkpoint indexes, run configs) read with one error that names the file and what it should hold,
+whatever is wrong with it."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+
+def printable(path: str | Path) -> str:
+    """`path` as text every terminal, TSV and JSON writer takes: bytes of a file name that are not UTF-8 (which
+    Python keeps as surrogate escapes, refused by UTF-8 writers) become `\\xNN` escapes."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
 
 
 def read_json_object(path: Path, what: str) -> dict:
