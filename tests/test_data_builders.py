@@ -2,6 +2,7 @@
 codecs real copies use (H.264 .mp4 for Kinetics, VP9 .webm for SSv2, MPEG-4 Part 2 .avi for UCF101)."""
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -240,3 +241,76 @@ def test_ordered_map_keeps_the_order_and_a_bounded_number_in_flight():
             assert len(started) <= len(results) + 1 + 2 * 3
         results.append((item, value))
     assert results == [(x, x * x) for x in range(40)]
+
+
+def test_video_folder_build_survives_odd_names_and_unreadable_folders(tmp_path, monkeypatch):
+    root = tmp_path / "manual"
+    latin1 = os.fsdecode(b"caf\xe9")  # a file name in Latin-1, not UTF-8
+    write_video(root / "train" / "cats" / f"{latin1}.mp4", gradient_clip(5), 10)
+    write_video(root / "train" / "cats" / "clip.mp4", gradient_clip(6, seed=1), 10)
+    write_video(root / "train" / "cats" / "clip.mkv", gradient_clip(4, seed=2), 10)  # same stem, other file
+    write_video(root / "train" / os.fsdecode(b"d\xf6gs") / "a.mp4", gradient_clip(3, seed=3), 10)
+    write_video(root / "train" / "locked" / "b.mp4", gradient_clip(3, seed=4), 10)
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):  # root reads every folder: a permission error is simulated where the build lists one
+        if self.name == "locked":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    builder = prepare("video_folder", "default", tmp_path / "tfds", root)
+    train = read_split(builder, "train")
+    assert sorted(train) == ["cats/caf\\xe9", "cats/clip.mkv", "cats/clip.mp4", "d\\xf6gs/a"]
+    assert len(train["cats/clip.mkv"]["video"]) == 4 and len(train["cats/clip.mp4"]["video"]) == 6
+    assert "cannot list class folder" in skipped(builder)["locked/"]
+
+
+def write_corrupt_middle(path, count=60):
+    rng = np.random.default_rng(0)
+    write_video(path, (np.cumsum(rng.integers(0, 255, (count, 48, 64, 3)), axis=0) // 4).astype(np.uint8), 25)
+    data = bytearray(path.read_bytes())
+    start, end = int(len(data) * 0.4), int(len(data) * 0.6)
+    data[start:end] = np.random.default_rng(1).integers(0, 256, end - start, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+
+
+def test_partially_decodable_videos_are_kept_and_listed(tmp_path):
+    root = tmp_path / "manual"
+    write_video(root / "train" / "cats" / "clean.mp4", gradient_clip(5), 10)
+    write_corrupt_middle(root / "train" / "dogs" / "bikes.mp4")
+    builder = prepare("video_folder", "default", tmp_path / "tfds", root)
+    train = read_split(builder, "train")
+    kept = len(train["dogs/bikes"]["video"])
+    assert 0 < kept < 60
+    lines = (Path(builder.data_dir) / builders.PARTIAL_FILE).read_text().splitlines()
+    assert len(lines) == 1
+    split, video_id, reason = lines[0].split("\t")
+    assert (split, video_id) == ("train", "dogs/bikes") and f"decoded {kept} of the 60 frames" in reason
+
+
+def test_rebuild_follows_the_source_folder(tmp_path):
+    root = tmp_path / "manual"
+    for i in range(2):
+        write_video(root / "train" / "cats" / f"c{i}.mp4", gradient_clip(3, seed=i), 10)
+        write_video(root / "train" / "dogs" / f"d{i}.mp4", gradient_clip(3, seed=9 + i), 10)
+    data_dir = tmp_path / "tfds"
+    messages = []
+
+    def build(manual, **kwargs):
+        builder = builders.dataset_builder("video_folder", str(data_dir))
+        return builders.prepare_dataset(builder, manual, log=messages.append, **kwargs)
+
+    assert build(root).info.splits["train"].num_examples == 4
+    assert build(root).info.splits["train"].num_examples == 4 and "up to date" in messages[-1]
+    write_video(root / "train" / "dogs" / "d2.mp4", gradient_clip(3, seed=20), 10)
+    rebuilt = build(root)
+    assert "rebuilding" in messages[-1] and "1 file(s) added (train/dogs/d2.mp4)" in messages[-1]
+    assert rebuilt.info.splits["train"].num_examples == 5
+    assert len(read_split(builders.dataset_builder("video_folder", str(data_dir)), "train")) == 5
+    other = tmp_path / "other"
+    write_video(other / "train" / "birds" / "b.mp4", gradient_clip(3), 10)
+    with pytest.raises(FileExistsError, match="was prepared from .*manual, not .*other"):
+        build(other)
+    assert build(other, overwrite=True).info.splits["train"].num_examples == 1
+    assert "overwrite" in messages[-1]

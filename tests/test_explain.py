@@ -172,6 +172,39 @@ def test_folder_with_a_bad_file_is_resumable(tmp_path):
     assert "0 video(s) done, 2 already done before with the same settings, 1 failed" in messages[-1]
 
 
+def test_features_of_same_named_videos_never_collide_and_stale_results_are_recomputed(tmp_path):
+    model = random_model()
+    checkpoint = save_converted(tmp_path / "ckpt", model.config, model.params, {"source": "test"})
+    one, two = tmp_path / "d1" / "clip.mp4", tmp_path / "d2" / "clip.mp4"
+    moving_square_video(one, 30)
+    moving_square_video(two, 45, seed=1)
+    moving_square_video(tmp_path / "f" / "x.mp4", 20, seed=2)
+    moving_square_video(tmp_path / "f" / "x.avi", 25, seed=3)
+    out = tmp_path / "features"
+    messages = []
+    inputs = [one, two, tmp_path / "f"]
+    extract_features(str(checkpoint), inputs, out, sampling_rate=9, log=messages.append)
+    index = json.loads((out / "index.json").read_text())["videos"]
+    assert sorted(index) == ["clip.mp4", "clip.mp4~2", "x.avi", "x.mp4"]
+    lengths = {name: int(np.load(out / f"{name}.npz")["num_frames"]) for name in index}
+    assert lengths == {"clip.mp4": 30, "clip.mp4~2": 45, "x.avi": 25, "x.mp4": 20}
+    # Another layer: every stored result is stale and recomputed, not reused.
+    messages.clear()
+    extract_features(str(checkpoint), inputs, out, sampling_rate=9, layer="block_0", log=messages.append)
+    assert "4 video(s) done, 0 already done before" in messages[-1]
+    assert str(np.load(out / "x.mp4.npz")["layer"]) == "block_0:cls"
+    assert any("recomputing (layer changed" in m for m in messages)
+    # Other weights at the same path: recomputed too; the same settings again: reused.
+    other = random_model(seed=5)
+    save_converted(tmp_path / "ckpt", other.config, other.params, {"source": "test"}, overwrite=True)
+    messages.clear()
+    extract_features(str(checkpoint), inputs, out, sampling_rate=9, layer="block_0", log=messages.append)
+    assert "4 video(s) done" in messages[-1] and any("weights_sha256" in m for m in messages)
+    messages.clear()
+    extract_features(str(checkpoint), inputs, out, sampling_rate=9, layer="block_0", log=messages.append)
+    assert "0 video(s) done, 4 already done before with the same settings" in messages[-1]
+
+
 # --- attention rollout -----------------------------------------------------------------------------------------
 
 def independent_divided_rollout(weights, frames, grid_h, grid_w):

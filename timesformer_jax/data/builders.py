@@ -25,6 +25,7 @@ import collections
 import dataclasses
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import tensorflow as tf
@@ -319,6 +320,11 @@ def prepare_dataset(builder: LocalVideoBuilder, manual_dir: str | Path | None = 
             mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
         else:
             log(f"{what} is up to date with {now['root']}: reusing it")
+    if mode != tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS:
+        # A builder made over a prepared dataset holds its metadata (class names): start from an empty directory.
+        data_dir_root = Path(builder.data_dir).parents[2]  # <root>/<name>/<config>/<version>
+        shutil.rmtree(builder.data_dir)
+        builder = type(builder)(config=builder.builder_config, data_dir=str(data_dir_root))
     download_config = tfds.download.DownloadConfig(manual_dir=manual_dir and str(manual_dir),
                                                    beam_options=beam_options, download_mode=mode)
     builder.download_and_prepare(download_config=download_config)
