@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+from timesformer_jax.train.config_cli import parse_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py[:scheme]).")
 _TARGET = flags.DEFINE_string("target", None, "v5p-256, v4-128, v5litepod-256, v6e-256, v5p:4x4x8, h100x8, ...")
@@ -63,4 +64,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -1,4 +1,7 @@
-"""Evaluate a checkpoint: `python tools/eval.py --config configs/k400_base.py --workdir DIR [--step N|best]`.
+"""Evaluate a checkpoint: `python tools/eval.py --workdir DIR [--step N|best]`.
+
+The run's own config (DIR/config.json, stored by tools/train.py) is used; `--config.FIELD=VALUE` overrides it
+(e.g. `--config.clip.num_spatial_crops=1`), and `--config FILE` replaces it.
 
 Multi-view test (config.clip.num_temporal_views x num_spatial_crops per video); prints clip and video
 top-1/top-5 and writes metrics.json, per_class_accuracy.csv and confusion_matrix.{csv,png} to
@@ -11,12 +14,14 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from timesformer_jax.parallel.distributed import define_distributed_flags, initialize_from_flags
+from timesformer_jax.train.config_cli import parse_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "The config the checkpoint was trained with.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file (configs/*.py[:arg]); default: the workdir's stored config.json.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir holding checkpoints/.")
 _STEP = flags.DEFINE_string("step", None, "Checkpoint step to evaluate, or 'best'; default: the latest.")
 _DISTRIBUTED_FLAGS = define_distributed_flags()
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
@@ -26,6 +31,10 @@ def main(argv):
     from timesformer_jax.train.checkpointing import DamagedCheckpointError
     from timesformer_jax.train.loop import evaluate_checkpoint
 
+    if _CONFIG.value is None:
+        print(f"error: {_WORKDIR.value} holds no config.json (not a training workdir?); give --config",
+              file=sys.stderr)
+        return 1
     step = _STEP.value
     if step not in (None, "best") and not step.isdigit():
         print(f"error: --step must be a step number or 'best', got {step!r}", file=sys.stderr)
@@ -40,4 +49,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

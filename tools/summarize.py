@@ -11,6 +11,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from timesformer_jax.model import ATTENTION_TYPES, TimeSformer, abstract_params
+from timesformer_jax.train.config_cli import parse_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Model config file (configs/model.py:<preset>).")
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Clips in the timed forward pass.")
@@ -48,4 +49,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -14,6 +14,7 @@ one, moving the damaged one to `<checkpoints>.damaged/` for inspection.
 from __future__ import annotations
 
 import collections
+import json
 import threading
 import time
 from pathlib import Path
@@ -65,37 +66,109 @@ def non_finite_report(tree) -> str | None:
     return f"{total} non-finite values, first in {bad[0][0]}" + (f" and {len(bad) - 1} more arrays" if len(bad) > 1 else "")
 
 
+def has_checkpoints(directory: str | Path) -> bool:
+    """Whether `directory` holds any committed step (a folder named by a number), read without orbax."""
+    directory = Path(directory)
+    return directory.is_dir() and any(p.name.isdigit() and p.is_dir() for p in directory.iterdir())
+
+
+class CheckpointSaveError(RuntimeError):
+    """Writing a checkpoint failed (a full disk, a lost mount); the steps committed before it are intact."""
+
+
+class CheckpointLayoutError(ValueError):
+    """A checkpoint holds arrays of other shapes than the run's state: another model or optimizer, not damage."""
+
+
+def _shape_counts(tree) -> collections.Counter:
+    return collections.Counter((tuple(leaf.shape), str(np.dtype(leaf.dtype))) for leaf in jax.tree.leaves(tree))
+
+
+def metrics_problem(step_directory: Path) -> str | None:
+    """What is wrong with a step's `metrics/metrics` (the evaluation orbax ranks the best by), or None when it is
+    absent or a JSON object with a numeric BEST_METRIC."""
+    path = step_directory / "metrics" / "metrics"
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return f"its metrics file {path} cannot be read ({type(e).__name__})"
+    if not isinstance(metrics, dict) or not isinstance(metrics.get(BEST_METRIC), (int, float)):
+        return f"its metrics file {path} holds no number {BEST_METRIC!r}"
+    return None
+
+
 class Checkpointer:
-    def __init__(self, directory: str | Path, max_to_keep: int = 3, save_interval_steps: int = 1):
+    def __init__(self, directory: str | Path, max_to_keep: int = 3, save_interval_steps: int = 1,
+                 log: Callable[[str], None] | None = None):
+        """Checkpoints of `directory`. A step whose metrics file cannot be read (orbax would fail on it) is
+        damaged: reported through `log` and moved to `<directory>.damaged/` before orbax opens the folder."""
         self.directory = Path(directory).absolute()
         self._unsealed: collections.deque[int] = collections.deque()  # saves started, not yet sealed (in order)
         self._unsealed_lock = threading.Lock()
+        self._set_aside_unreadable_metrics(log or (lambda message: None))
         keep = checkpoint_managers.AnyPreservationPolicy([
             checkpoint_managers.LatestN(n=max_to_keep),
             checkpoint_managers.BestN(get_metric_fn=_best_metric, n=1, keep_checkpoints_without_metrics=False),
         ])
         self.manager = ocp.CheckpointManager(
             self.directory,
-            item_names=("state", "meta"),
+            item_names=ITEMS,
+            # handlers known from the start, so the metadata of a step is readable before any restore
+            item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()},
             options=ocp.CheckpointManagerOptions(
                 save_interval_steps=save_interval_steps, preservation_policy=keep, best_fn=_best_metric,
                 best_mode="max", async_options=ocp.AsyncOptions(post_finalization_callback=self._seal),
             ),
         )
 
+    def _set_aside_unreadable_metrics(self, log: Callable[[str], None]) -> None:
+        if not self.directory.is_dir():
+            return
+        steps = sorted((int(p.name) for p in self.directory.iterdir() if p.name.isdigit() and p.is_dir()), reverse=True)
+        damaged = [(step, problem) for step in steps
+                   if (problem := metrics_problem(self.directory / str(step))) is not None]
+        for step, problem in damaged:
+            left = [s for s in steps if s not in dict(damaged)]
+            target = f"resuming can use step {left[0]}" if left else "no other checkpoint is left"
+            log(f"checkpoint {step} in {self.directory} is damaged ({problem}): {target}; moved to "
+                f"{self._move_aside(step)}")
+        if damaged and jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("checkpoints with unreadable metrics moved aside")
+
     def save(self, step: int, state, meta: dict, force: bool = False, metrics: dict | None = None) -> bool:
         """Start an async save (returns whether one was started: interval, or `force`). `metrics` (with
-        BEST_METRIC) rank it for keep-the-best."""
+        BEST_METRIC) rank it for keep-the-best. CheckpointSaveError when this or an earlier save failed."""
         with self._unsealed_lock:
             self._unsealed.append(step)
-        started = self.manager.save(
-            step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-            force=force, metrics=metrics,
-        )
+        try:
+            started = self.manager.save(
+                step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                force=force, metrics=metrics,
+            )
+        except Exception as e:
+            raise self._save_failed(step, e) from None
         if not started:
             with self._unsealed_lock:
                 self._unsealed.remove(step)
         return started
+
+    def _save_failed(self, step: int | None, error: Exception) -> CheckpointSaveError:
+        """The error for a save that failed: what failed, what is intact, how to go on."""
+        first_line = (str(error).strip().splitlines() or [""])[0][:200]
+        try:
+            committed = [s for s in self.manager.all_steps() if s != step]
+        except Exception:
+            committed = []
+        kept = (f"the newest committed checkpoint, step {max(committed)}, is intact and nothing before it was "
+                f"lost; rerunning the same command resumes from it" if committed else "no checkpoint had been "
+                "committed yet; rerunning starts the run afresh")
+        which = f"checkpoint {step}" if step is not None else "a checkpoint"
+        return CheckpointSaveError(f"writing {which} in {self.directory} failed ({type(error).__name__}: "
+                                   f"{first_line}); {kept}. Free disk space or fix the mount first")
 
     def _seal(self) -> None:
         """orbax's post-finalization callback (background thread, one save at a time, in order): every file of
@@ -132,14 +205,45 @@ class Checkpointer:
         """Multi-host runs: every host reached the preemption sync point (jax.distributed's notice)."""
         return self.manager.reached_preemption(step)
 
+    def layout_difference(self, step: int, abstract_state) -> str | None:
+        """None when checkpoint `step` stores arrays of the shapes and dtypes `abstract_state` has (read from its
+        metadata, no array is loaded); else what differs. Unreadable metadata is left to the restore."""
+        try:
+            stored = self.manager.item_metadata(step).state
+        except Exception:
+            return None
+        stored = getattr(stored, "tree", stored)
+        if stored is None:
+            return None
+        have, want = _shape_counts(stored), _shape_counts(abstract_state)
+        if have == want:
+            return None
+        extra, missing = have - want, want - have
+        sample = lambda counts: ", ".join(f"{shape} {dtype}" for shape, dtype in list(counts)[:3])
+        return (f"it stores {sum(have.values())} arrays, the run's state has {sum(want.values())}"
+                + (f"; only in the checkpoint: {sample(extra)}" if extra else "")
+                + (f"; only in the run: {sample(missing)}" if missing else ""))
+
+    def check_layout(self, step: int, abstract_state) -> None:
+        """CheckpointLayoutError when checkpoint `step` was saved from another model or optimizer layout."""
+        difference = self.layout_difference(step, abstract_state)
+        if difference is not None:
+            raise CheckpointLayoutError(
+                f"checkpoint {step} in {self.directory} was saved from another model or optimizer than this "
+                f"config's ({difference}); nothing was moved. Use the config the run was trained with (the "
+                "workdir's config.json), or another --workdir")
+
     def problem(self, step: int, abstract_state, shardings):
         """(None, (state, meta)) when checkpoint `step` verifies, restores and is finite; else (what is wrong,
-        None). A step without a manifest (saved before manifests existed) is only restored and checked finite."""
+        None). A step without a manifest is damaged when another step of the run has one (only checkpoints
+        saved before manifests existed have none); those are only restored and checked finite."""
         directory = self.directory / str(step)
         if has_manifest(directory):
             problem = verify_manifest(directory)
             if problem is not None:
                 return problem, None
+        elif any(has_manifest(self.directory / str(other)) for other in self.all_steps()):
+            return "its manifest.json is missing, while the run's other checkpoints have one", None
         target = with_shardings(abstract_state, shardings)
         try:
             restored = self.manager.restore(
@@ -162,6 +266,7 @@ class Checkpointer:
             return None
         if step not in self.manager.all_steps():
             raise FileNotFoundError(f"no checkpoint for step {step} in {self.directory}; have {self.all_steps()}")
+        self.check_layout(step, abstract_state)
         problem, restored = self.problem(step, abstract_state, shardings)
         if problem is not None:
             raise DamagedCheckpointError(f"checkpoint {step} in {self.directory} is damaged ({problem})")
@@ -170,10 +275,12 @@ class Checkpointer:
     def restore_intact(self, abstract_state, shardings, log: Callable[[str], None]):
         """(state, meta) of the newest checkpoint that verifies, or None when there is none at all. Each damaged
         newer one is reported in one line and moved to `<checkpoints>.damaged/<step>-<time>`; when every one is
-        damaged, DamagedCheckpointError names each checkpoint and why it was rejected."""
+        damaged, DamagedCheckpointError names each checkpoint and why it was rejected. A checkpoint of another
+        layout than `abstract_state` raises CheckpointLayoutError before anything is moved."""
         rejected = []
         found = None
         for step in sorted(self.manager.all_steps(), reverse=True):
+            self.check_layout(step, abstract_state)  # another config, not damage: stop before moving anything
             problem, restored = self.problem(step, abstract_state, shardings)
             if problem is None:
                 found = (step, restored)
@@ -215,8 +322,21 @@ class Checkpointer:
         self.manager.reload()
 
     def wait(self) -> None:
-        self.manager.wait_until_finished()
+        """Wait for the saves in flight; CheckpointSaveError when one failed."""
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:
+            with self._unsealed_lock:
+                step = self._unsealed[0] if self._unsealed else None
+            raise self._save_failed(step, e) from None
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+        """Wait for the saves in flight and release orbax's threads (also when a save failed: then
+        CheckpointSaveError)."""
+        try:
+            self.wait()
+        finally:
+            try:
+                self.manager.close()
+            except Exception:  # the failed save's error again: reported by wait()
+                pass

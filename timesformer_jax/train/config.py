@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 from pathlib import Path
 
 import ml_collections
 
 from timesformer_jax.data.pipeline import ClipConfig
-from timesformer_jax.model.presets import PRESETS
+from timesformer_jax.model.presets import PRESETS, check_model_fields
 from timesformer_jax.train.optimizer import RECIPE_ARGS, OptimizerConfig, ScheduleConfig
 
 _CLIP_FROM_MODEL = ("num_frames", "crop_size")
@@ -115,3 +116,75 @@ def load_config_file(path: str | Path, arg: str | None = None) -> ml_collections
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config() if arg is None else module.get_config(arg)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# (field, test, what the field must be): the values a run needs before any work starts
+_POSITIVE_INTS = ("batch_size", "eval_batch_size", "checkpoint.every_steps", "checkpoint.keep", "log_every_steps",
+                  "eval_every_epochs", "clip.sampling_rate", "clip.num_temporal_views", "optimizer.epochs",
+                  "optimizer.accumulation_steps", "optimizer.reference_batch_size")
+_RULES = (
+    *((name, lambda v: _is_int(v) and v > 0, "a positive integer") for name in _POSITIVE_INTS),
+    ("max_steps", lambda v: _is_int(v) and (v == -1 or v > 0), "-1 (the whole schedule) or a positive integer"),
+    ("shuffle_buffer", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    ("seed", _is_int, "an integer"),
+    ("label_smoothing", lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("optimizer.base_learning_rate", lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    ("optimizer.weight_decay", lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    ("optimizer.clip_grad_norm", lambda v: v is None or (_is_number(v) and v > 0), "None or a finite number > 0"),
+    ("clip.target_fps", lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+    ("schedule.warmup_epochs", lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    ("schedule.decay_factor", lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    ("eval_aggregation", lambda v: v in ("logits", "softmax"), "'logits' or 'softmax'"),
+    ("dataset.layout", lambda v: v in ("tfds", "frames"), "'tfds' or 'frames'"),
+    *((f"mesh.{axis}", lambda v: _is_int(v) and (v == -1 or v > 0), "-1 (the remaining devices) or a positive integer")
+      for axis in ("data", "fsdp", "tensor")),
+)
+
+
+def flat_fields(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict:
+    """{"model.depth": 12, "optimizer.args.momentum": 0.9, ...}: every leaf of `config` by its dotted name."""
+    items = config.items() if isinstance(config, (dict, ml_collections.ConfigDict)) else ()
+    flat = {}
+    for key, value in items:
+        name = f"{prefix}{key}"
+        if isinstance(value, (dict, ml_collections.ConfigDict)) and len(value):
+            flat.update(flat_fields(value, name + "."))
+        else:
+            flat[name] = value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
+    return flat
+
+
+def config_problems(config: ml_collections.ConfigDict) -> list[str]:
+    """What is wrong with `config`'s values, one phrase per field (empty when nothing): the checks every run
+    makes before it reads data or touches a checkpoint."""
+    fields = flat_fields(config)
+    problems = []
+    for name, test, expected in _RULES:
+        if name in fields and not test(fields[name]):
+            problems.append(f"config.{name} must be {expected}, got {fields[name]!r}")
+    try:
+        check_model_fields(model_fields(config), source="config.model")
+    except ValueError as e:
+        problems.append(str(e))
+    for section, build in (("clip", clip_config), ("optimizer", optimizer_config), ("schedule", schedule_config)):
+        if not any(p.startswith(f"config.{section}.") for p in problems):
+            try:
+                build(config)
+            except (TypeError, ValueError) as e:
+                problems.append(f"config.{section}: {e}")
+    return problems
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """ValueError listing every field of `config` whose value makes no sense (`config_problems`)."""
+    problems = config_problems(config)
+    if problems:
+        raise ValueError("; ".join(problems))

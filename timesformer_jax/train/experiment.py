@@ -18,7 +18,7 @@ from timesformer_jax.data.pipeline import ClipConfig
 from timesformer_jax.model import TimeSformer
 from timesformer_jax.model.presets import check_model_fields
 from timesformer_jax.parallel import batch_sharding, create_mesh, with_shardings
-from timesformer_jax.train.config import clip_config, model_fields, optimizer_config, schedule_config
+from timesformer_jax.train.config import check_config, clip_config, model_fields, optimizer_config, schedule_config
 from timesformer_jax.train.optimizer import create_optimizer
 from timesformer_jax.train.state import StepConfig, TrainState, make_eval_step, make_train_step, state_shardings
 
@@ -119,7 +119,9 @@ def _frame_store(builder, config: ml_collections.ConfigDict) -> FrameStore:
 
 
 def build_experiment(config: ml_collections.ConfigDict) -> Experiment:
-    """The experiment of `config` on all devices, with its prepared dataset."""
+    """The experiment of `config` on all devices, with its prepared dataset. ValueError naming every field whose
+    value makes no sense, before any data is read."""
+    check_config(config)
     model = _model(config)
     builder, class_names, num_train = _dataset(config, model.num_classes)
     return experiment_without_data(config, create_mesh(dict(config.mesh)), num_train, class_names, builder, model)
@@ -147,6 +149,7 @@ def experiment_without_data(config: ml_collections.ConfigDict, mesh: jax.shardin
                             model: TimeSformer | None = None) -> Experiment:
     """The experiment of `config` on `mesh` for a training split of `num_train_examples` videos, without reading a
     dataset (`builder` None): what ahead-of-time compilation for hardware we do not have needs (`aot/`)."""
+    check_config(config)
     model = _attention_for_platform(model or _model(config), mesh)
     class_names = class_names or [f"class_{i}" for i in range(model.num_classes)]
     clip = clip_config(config)

@@ -18,6 +18,7 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +30,8 @@ import ml_collections
 from timesformer_jax.data.pipeline import eval_dataset, eval_num_batches, train_dataset
 from timesformer_jax.figures import plot_curves
 from timesformer_jax.parallel import global_batch, sharding_context
-from timesformer_jax.train.checkpointing import BEST_METRIC, Checkpointer
+from timesformer_jax.train.checkpointing import BEST_METRIC, Checkpointer, has_checkpoints
+from timesformer_jax.train.config import check_config
 from timesformer_jax.train.evaluation import evaluate, write_eval_reports
 from timesformer_jax.train.experiment import (Experiment, build_experiment, checkpoint_dir, epoch_seed, step_config,
                                               step_functions)
@@ -37,14 +39,20 @@ from timesformer_jax.train.metric_writers import MetricWriter, read_history
 from timesformer_jax.train.preemption import stop_on_signals
 from timesformer_jax.train.pretrained_init import fit_pretrained, read_pretrained
 from timesformer_jax.train.progress import ProgressBar, format_duration
-from timesformer_jax.train.state import create_train_state, make_eval_step
+from timesformer_jax.train.run_record import check_rerun, record_config
+from timesformer_jax.train.state import STATE_FINITE, create_train_state, make_eval_step
+from timesformer_jax.train.workdir_lock import workdir_lock
 
 CURVES_FILE = "curves.png"
 EVAL_DIR = "eval"
 
 
 class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN / inf loss or gradient norm."""
+    """Training produced a NaN / inf loss, gradient norm or state."""
+
+
+class WorkdirError(ValueError):
+    """The workdir cannot be created or written."""
 
 
 @dataclasses.dataclass
@@ -121,7 +129,8 @@ def run_evaluation(exp: Experiment, params, eval_step, step: int, directory: Pat
 
 
 class _PendingMetrics:
-    """Train-step metrics still on the device; `drain()` fetches them, checks them and averages them."""
+    """Train-step metrics still on the device; `drain()` fetches them, checks them (loss, gradient norm and the
+    updated state finite) and averages them."""
 
     def __init__(self):
         self.items: list[tuple[int, dict]] = []
@@ -140,7 +149,12 @@ class _PendingMetrics:
                     raise NonFiniteLossError(
                         f"{name} is {float(metrics[name])} at step {step} (learning rate "
                         f"{float(metrics['learning_rate']):.3g})")
-        return {name: sum(float(m[name]) for _, m in fetched) / len(fetched) for name in fetched[0][1]}
+            if float(metrics.get(STATE_FINITE, 1)) != 1:  # executables saved before the check lack it
+                raise NonFiniteLossError(
+                    f"the parameters or optimizer state hold non-finite values after step {step} (loss "
+                    f"{float(metrics['loss']):.4g}, learning rate {float(metrics['learning_rate']):.3g})")
+        names = [name for name in fetched[0][1] if name != STATE_FINITE]
+        return {name: sum(float(m[name]) for _, m in fetched) / len(fetched) for name in names}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,12 +177,10 @@ def due_actions(config: ml_collections.ConfigDict, exp: Experiment, step: int, s
     return DueActions(log=save or step % config.log_every_steps == 0, evaluate=evaluate, save=save)
 
 
-def _restore_or_initialise(exp: Experiment, checkpointer: Checkpointer, workdir: Path, log) -> tuple:
-    """(state, first step): the latest checkpoint of `workdir`, else a fresh (or pretrained) initialisation."""
+def _restore_or_initialise(exp: Experiment, checkpointer: Checkpointer, log) -> tuple:
+    """(state, first step): the latest intact checkpoint, else a fresh (or pretrained) initialisation."""
     restored = checkpointer.restore_intact(exp.abstract, exp.shardings, log)
     if restored is None:
-        if _is_main():
-            (workdir / "config.json").write_text(exp.config.to_json_best_effort(indent=2) + "\n")
         return _initial_state(exp, log), 0
     state, meta = restored
     if meta.get("steps_per_epoch") not in (None, exp.steps_per_epoch):
@@ -317,18 +329,44 @@ class _TrainingRun:
             self.writer.close()
 
 
+def prepare_workdir(workdir: str | Path) -> Path:
+    """`workdir` as an absolute path, created; WorkdirError (one line) when it cannot be a writable folder."""
+    workdir = Path(workdir).absolute()
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise WorkdirError(f"--workdir {workdir} exists and is not a folder") from None
+    except OSError as e:
+        raise WorkdirError(f"cannot create --workdir {workdir}: {e.strerror or e}") from None
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise WorkdirError(f"--workdir {workdir} is not writable by this user")
+    return workdir
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                        log: Callable[[str], None] | None = None) -> RunSummary:
-    """Train `config` in `workdir`, resuming from its latest checkpoint if there is one. Raises
-    NonFiniteLossError (after keeping the last good checkpoint) when the loss or gradients stop being finite."""
-    workdir = Path(workdir).absolute()
-    workdir.mkdir(parents=True, exist_ok=True)
+    """Train `config` in `workdir`, resuming from its latest checkpoint if there is one. Raises RunConfigError
+    (touching nothing) when the workdir holds a run `config` cannot continue, WorkdirInUseError when another run
+    holds the workdir, NonFiniteLossError (after keeping the last good checkpoint) when the loss, gradients or
+    state stop being finite."""
     log = log or _print_on_main
+    check_config(config)
+    workdir = prepare_workdir(workdir)
+    with workdir_lock(workdir, enabled=_is_main(), log=log):
+        return _train_and_evaluate(config, workdir, log)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, log: Callable[[str], None]) -> RunSummary:
+    changed = check_rerun(workdir, config, has_checkpoints(checkpoint_dir(workdir)))
     exp = build_experiment(config)
+    if changed:
+        log(changed)
+    if _is_main():
+        record_config(workdir, config)
     precompiled = _precompiled_train_step(exp, config.aot_executable, log) if config.get("aot_executable") else None
-    checkpointer = Checkpointer(checkpoint_dir(workdir), max_to_keep=config.checkpoint.keep)
+    checkpointer = Checkpointer(checkpoint_dir(workdir), max_to_keep=config.checkpoint.keep, log=log)
     try:
-        state, first_step = _restore_or_initialise(exp, checkpointer, workdir, log)
+        state, first_step = _restore_or_initialise(exp, checkpointer, log)
     except BaseException:
         checkpointer.close()
         raise
@@ -375,7 +413,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, 
     workdir = Path(workdir).absolute()
     log = log or _print_on_main
     exp = build_experiment(config)
-    checkpointer = Checkpointer(checkpoint_dir(workdir))
+    checkpointer = Checkpointer(checkpoint_dir(workdir), log=log)
     restored = checkpointer.restore(exp.abstract, exp.shardings, step=checkpointer.step_for(step))
     checkpointer.close()
     if restored is None:

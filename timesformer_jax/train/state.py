@@ -89,8 +89,19 @@ class StepConfig:
     std: tuple[float, ...] = STD
 
 
+STATE_FINITE = "state_finite"  # the train step's metric: 1 when every value of the updated state is finite, else 0
+
+
+def all_finite(tree) -> jax.Array:
+    """1.0 when every floating-point value of `tree` is finite, else 0.0 (one fused reduction per array)."""
+    checks = [jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree) if jnp.issubdtype(leaf.dtype, jnp.floating)]
+    return jnp.stack(checks).all().astype(jnp.float32) if checks else jnp.float32(1)
+
+
 def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings: TrainState, config=StepConfig()):
-    """jit(train_step): (state, batch{'video','label'}) -> (state, metrics). State buffers are donated.
+    """jit(train_step): (state, batch{'video','label'}) -> (state, metrics). State buffers are donated. Metrics:
+    loss, accuracy, grad_norm, learning_rate and STATE_FINITE (whether the updated params and optimizer state are
+    all finite, so that a non-finite state is never saved).
     `step.lower(state, batch)` lowers it without running (for compile-time cost and memory analysis)."""
 
     def train_step(state: TrainState, batch):
@@ -109,6 +120,7 @@ def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings:
             "accuracy": top_k_correct(logits, batch["label"], 1).mean(),
             "grad_norm": optax.tree.norm(grads),
             "learning_rate": schedule(state.step // config.accumulation_steps),
+            STATE_FINITE: all_finite((params, opt_state)),
         }
         return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

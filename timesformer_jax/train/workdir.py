@@ -9,13 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import ml_collections
 import numpy as np
 
-from timesformer_jax.user_files import read_json_object
 from timesformer_jax.model.presets import check_model_fields
-
-CONFIG_FILE = "config.json"
+from timesformer_jax.train.run_record import CONFIG_FILE, stored_config
 
 
 def is_training_workdir(path: Path) -> bool:
@@ -35,7 +32,7 @@ def read_training_checkpoint(workdir: str | Path, step: int | str | None = None)
 
     workdir = Path(workdir)
     config_path = workdir / CONFIG_FILE
-    config = ml_collections.ConfigDict(read_json_object(config_path, "a training run's config"))
+    config = stored_config(workdir)
     try:
         fields = model_fields(config)
         check_model_fields(fields, source=f"{config_path} 'model'")
