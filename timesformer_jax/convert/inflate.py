@@ -45,6 +45,9 @@ class ConversionReport:
 
     source: str = ""  # the checkpoint format read, one of readers.SOURCES
     class_names: list[str] | None = None  # the kept head's class names, when the checkpoint names them
+    # the test protocol for the converted model (timesformer_jax.protocol): the official one, with what the
+    # checkpoint says of its own (HF preprocessor_config.json) on top
+    protocol: dict | None = None
     mapped: list[str] = dataclasses.field(default_factory=list)
     resampled: list[str] = dataclasses.field(default_factory=list)
     initialised: list[str] = dataclasses.field(default_factory=list)

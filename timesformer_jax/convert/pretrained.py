@@ -14,6 +14,7 @@ from timesformer_jax.convert.converted_checkpoint import is_converted_checkpoint
 from timesformer_jax.convert.hub import hub_snapshot, looks_like_hub_id
 from timesformer_jax.model import MODEL_FIELDS, TimeSformer, apply_overrides
 from timesformer_jax.model.params import TreeMismatch, abstract_params, flat_shapes
+from timesformer_jax.protocol import check_protocol
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ class PretrainedTimeSformer:
     params: dict
     source: str = ""
     class_names: tuple[str, ...] | None = None  # the head's class names, when the checkpoint names them
+    # the test protocol the checkpoint records (timesformer_jax.protocol.PROTOCOL_KEYS); None: the official one
+    protocol: dict | None = None
 
     @property
     def config(self) -> dict:
@@ -49,17 +52,22 @@ class PretrainedTimeSformer:
         return self._forward(self.params, video)
 
 
-def _stored_model(path: Path, fields: dict, params, class_names, overrides: dict, remedy: str) -> PretrainedTimeSformer:
+def _stored_model(path: Path, fields: dict, params, class_names, overrides: dict, remedy: str,
+                  protocol: dict | None = None) -> PretrainedTimeSformer:
     """A model whose parameters were stored for `fields` (a converted directory, a training workdir), with
     `overrides` applied: they may change run-time knobs, not parameter shapes (`remedy` says what to do instead).
-    `class_names` are kept when they name every class of the head."""
+    `class_names` are kept when they name every class of the head; `protocol` (the stored test protocol) is
+    checked."""
     module = TimeSformer(**apply_overrides(fields, overrides))
     TreeMismatch.compare(flat_shapes(params), flat_shapes(abstract_params(module))).raise_if_any(
         f"{path} does not fit TimeSformer({', '.join(f'{k}={v!r}' for k, v in overrides.items())}): overrides "
         f"that change parameter shapes {remedy}",
     )
     names = tuple(class_names) if class_names and len(class_names) == module.num_classes else None
-    return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path), class_names=names)
+    if protocol is not None:
+        protocol = check_protocol(protocol, str(path))
+    return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path), class_names=names,
+                                 protocol=protocol)
 
 
 def load_pretrained(path: str | Path, revision: str | None = None, **overrides) -> PretrainedTimeSformer:
@@ -81,15 +89,17 @@ def load_pretrained(path: str | Path, revision: str | None = None, **overrides) 
         raise FileNotFoundError(f"no checkpoint at {path}; expected {FORMATS}, or a Hugging Face Hub id org/name")
     if is_converted_checkpoint(path):
         fields, params, conversion = load_converted(path)
+        protocol = conversion.get("protocol", conversion.get("report", {}).get("protocol"))
         return _stored_model(path, fields, params, conversion.get("report", {}).get("class_names"), overrides,
-                             "need a new conversion (tools/convert.py)")
+                             "need a new conversion (tools/convert.py)", protocol)
     from timesformer_jax.train.workdir import is_training_workdir, read_training_checkpoint
 
     if is_training_workdir(path):
-        fields, params, names = read_training_checkpoint(path)
-        return _stored_model(path, fields, params, names, overrides, "do not apply to a trained model")
+        fields, params, names, protocol = read_training_checkpoint(path)
+        return _stored_model(path, fields, params, names, overrides, "do not apply to a trained model", protocol)
     module, params, report = convert_checkpoint(path, **overrides)
     if report.initialised or report.dropped or report.resampled:
         logger.info("converted %s on load:\n%s", path, report.summary())
     return PretrainedTimeSformer(module, jax.tree.map(jnp.asarray, params), source=str(path),
-                                 class_names=tuple(report.class_names) if report.class_names else None)
+                                 class_names=tuple(report.class_names) if report.class_names else None,
+                                 protocol=report.protocol)

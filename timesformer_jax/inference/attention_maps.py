@@ -91,14 +91,16 @@ def visualize_attention(checkpoint: str, video: str | Path, output: str | Path, 
     `output`: `<stem>.attention.png` (frames, then the rollout; with `per_block`, the rollout after every
     block), `<stem>.attention.gif` (the overlay over time) and `<stem>.attention.npz` (maps (depth, T, H, W),
     the raw weights per block and stage, the frames)."""
-    from timesformer_jax.inference.classify import protocol_for, read_views, softmax
+    from timesformer_jax.inference.classify import protocol_for, protocol_line, read_views, softmax
     from timesformer_jax.inference.inputs import load_for_inference
     from timesformer_jax.inference.labels import resolve_labels
 
     # float32 always: the rollout multiplies depth x stages attention matrices
     model, _ = load_for_inference(checkpoint, dtype="float32", num_heads=num_heads, revision=revision)
-    config = protocol_for(model.module, **{**{k: v for k, v in protocol.items() if v is not None},
-                                           "num_temporal_views": 1, "num_spatial_crops": 1})
+    overrides = {k: v for k, v in protocol.items() if v is not None}
+    config = protocol_for(model.module, getattr(model, "protocol", None),
+                          **{**overrides, "num_temporal_views": 1, "num_spatial_crops": 1})
+    log(protocol_line(model, config))
     warnings: list[str] = []
     clip = read_views(video, config, warnings)[0]  # (T, S, S, 3) normalised
     for warning in warnings:

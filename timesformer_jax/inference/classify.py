@@ -29,6 +29,7 @@ from timesformer_jax.data.video_io import (
     probe_video,
     read_frames,
 )
+from timesformer_jax.protocol import PROTOCOL_KEYS, clip_fields, describe, official_protocol, protocol_of_clip
 from timesformer_jax.user_files import printable
 
 AGGREGATES = ("logits", "softmax")
@@ -61,18 +62,34 @@ class Prediction:
         return out
 
 
-def protocol_for(module, **overrides):
-    """The official test protocol for `module` (a `TimeSformer`): its frames and crop size, 8 x 32 dense
-    sampling at 30 fps and 1 x 3 views (the official Kinetics-400 test), mean/std 0.45/0.225; `overrides` are
-    `ClipConfig` fields (`sampling_rate`, `num_temporal_views`, `num_spatial_crops`, `antialias`, ...)."""
+def protocol_for(module, protocol: dict | None = None, **overrides):
+    """The test protocol for `module` (a `TimeSformer`) as a `ClipConfig`: `protocol` (a checkpoint's, keys of
+    `timesformer_jax.protocol.PROTOCOL_KEYS`), else the official Kinetics-400 test (8 x 32 dense sampling at 30
+    fps, 1 x 3 views, mean/std 0.45/0.225), with the module's frames and crop size; `overrides` are `ClipConfig`
+    fields (`sampling_rate`, `num_temporal_views`, `num_spatial_crops`, `antialias`, ...)."""
     from timesformer_jax.data.pipeline import ClipConfig
 
     grid_h, grid_w = module.config_grid
     if grid_h != grid_w:
         raise ValueError(f"the test protocol crops squares; the model is configured for {module.image_size}")
-    fields = {"num_frames": module.num_frames, "crop_size": grid_h * module.patch_size, **overrides}
+    crop = grid_h * module.patch_size
+    base = {**official_protocol(module.num_frames, crop), **(protocol or {}), "num_frames": module.num_frames,
+            "crop_size": crop}
+    fields = {**clip_fields(base), **overrides}
     fields.setdefault("train_scale", (fields["crop_size"], max(fields["crop_size"], 320)))
     return ClipConfig(**fields)
+
+
+def protocol_line(model, config) -> str:
+    """One line for the logs: the protocol `config` (a `ClipConfig`) and where it came from (`model`'s checkpoint,
+    or the official default), with the fields that differ from the checkpoint's (command-line overrides)."""
+    recorded = getattr(model, "protocol", None)
+    used = protocol_of_clip(config)
+    base = protocol_of_clip(protocol_for(model.module, recorded))
+    changed = [key for key in PROTOCOL_KEYS if used[key] != base[key]]
+    origin = "the checkpoint's" if recorded else "the official one (the checkpoint records none)"
+    return (f"test protocol: {describe(used)} -- {origin}"
+            + (f", with {', '.join(changed)} overridden" if changed else ""))
 
 
 def read_views(path: str | Path, config, warnings: list[str] | None = None) -> np.ndarray:
@@ -139,13 +156,13 @@ def classify(model, videos: str | Path | Iterable[str | Path], config=None, *, a
              progress: Callable[[int, Prediction], None] | None = None) -> list[Prediction]:
     """Classify video files with `model` (a `PretrainedTimeSformer`).
 
-    config: a `ClipConfig` (default `protocol_for(model.module)`). labels: names of the classes (default:
+    config: a `ClipConfig` (default `protocol_for(model.module, model.protocol)`: the checkpoint's protocol). labels: names of the classes (default:
     the model's own, else their indices). batch_size: clips per forward (default: one video's views); views of
     several videos share a batch when it is larger, and the last batch is padded, so every call runs one
     compiled shape. `progress(i, prediction)` after each file, in order, once its result is known.
     """
     paths = [videos] if isinstance(videos, (str, Path)) else list(videos)
-    config = config or protocol_for(model.module)
+    config = config or protocol_for(model.module, getattr(model, "protocol", None))
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
     num_classes = model.module.num_classes

@@ -13,7 +13,6 @@ Reload anywhere with:
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -22,15 +21,22 @@ import jax.numpy as jnp
 from jax import export
 
 from timesformer_jax.integrity import write_atomically
+from timesformer_jax.protocol import protocol_of_clip
+
+
+def _dtype_name(dtype) -> str | None:
+    """"float32" for jnp.float32, np.dtype("float32") or "float32"; None stays None."""
+    return None if dtype is None else jnp.dtype(dtype).name
 
 
 def export_model(model, output: str | Path, protocol=None) -> tuple[Path, Path]:
     """Write `model` (a `PretrainedTimeSformer`) to `output` and its description to `output`.json. The batch
-    dimension is symbolic; frames and size are the model's configured ones."""
+    dimension is symbolic; frames and size are the model's configured ones. `protocol` (a `ClipConfig`;
+    default: the checkpoint's, else the official one) is recorded in the JSON under PROTOCOL_KEYS."""
     from timesformer_jax.inference.classify import protocol_for
 
     output = Path(output)
-    protocol = protocol or protocol_for(model.module)
+    protocol = protocol or protocol_for(model.module, getattr(model, "protocol", None))
     params = model.params
     forward = jax.jit(lambda video: model.module.apply({"params": params}, video))
     (batch,) = export.symbolic_shape("batch")
@@ -43,9 +49,9 @@ def export_model(model, output: str | Path, protocol=None) -> tuple[Path, Path]:
         "input": {"shape": ["batch", *clip], "dtype": "float32", "layout": "(B, T, H, W, C), channels last",
                   "normalisation": "(pixels / 255 - mean) / std"},
         "output": {"shape": ["batch", model.module.num_classes], "dtype": "float32", "meaning": "logits"},
-        "protocol": {k: v for k, v in dataclasses.asdict(protocol).items() if k not in ("train_scale", "flip")},
+        "protocol": protocol_of_clip(protocol),
         "class_names": list(model.class_names) if model.class_names else None,
-        "model": {k: (str(v) if k in ("dtype", "param_dtype") else v) for k, v in model.config.items()},
+        "model": {k: (_dtype_name(v) if k in ("dtype", "param_dtype") else v) for k, v in model.config.items()},
         "source": model.source,
     }
     sidecar = output.with_name(output.name + ".json")

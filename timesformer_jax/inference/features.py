@@ -30,7 +30,8 @@ import numpy as np
 
 from timesformer_jax.data.sampling import dense_clip_size, sliding_window_starts, spaced_indices
 from timesformer_jax.data.video_io import FrameStream, VideoReadError, probe_video
-from timesformer_jax.inference.classify import softmax
+from timesformer_jax.inference.classify import protocol_line, softmax
+from timesformer_jax.protocol import protocol_of_clip
 from timesformer_jax.user_files import printable
 
 POOLS = ("cls", "mean")
@@ -155,7 +156,8 @@ class FeatureExtractor:
         self.model, self.layer, self.pool = model, layer, pool
         self.block = parse_layer(layer, model.module.depth)
         self.stride_seconds, self.batch_size = stride_seconds, batch_size
-        self.config = protocol_for(model.module, **{**protocol, "num_temporal_views": 1, "num_spatial_crops": 1})
+        self.config = protocol_for(model.module, getattr(model, "protocol", None),
+                                   **{**protocol, "num_temporal_views": 1, "num_spatial_crops": 1})
         if self.config.sampling != "dense":
             raise ValueError("sliding windows need dense sampling (a clip spans a fixed time)")
         self._forward = jax.jit(self._features_and_logits)
@@ -295,6 +297,7 @@ def extract_features(checkpoint: str, inputs: Sequence[str | Path], output: str 
         f"{config.crop_size}^2 frames, rate {config.sampling_rate} at {config.target_fps:g} fps, stride "
         + (f"{stride_seconds:g} s" if stride_seconds is not None else "half a window")
         + f", layer {extractor.layer_name}, {len(videos)} video(s) -> {output}")
+    log(protocol_line(model, config))
     settings = extraction_settings(model, checkpoint, extractor, stride_seconds, dtype)
     done = skipped = failed = 0
     for position, (path, name) in enumerate(videos, 1):
@@ -372,10 +375,9 @@ def extraction_settings(model, checkpoint, extractor: FeatureExtractor, stride_s
     """Everything that decides a video's features: the weights, the layer and pooling, the window protocol and
     the compute dtype. A stored result is reused only when these are all equal."""
     config = extractor.config
+    window = {k: v for k, v in protocol_of_clip(config).items() if k not in ("spatial_crops", "temporal_views")}
     return {"checkpoint": str(checkpoint), "weights_sha256": params_fingerprint(model.params),
-            "layer": extractor.layer_name, "stride_seconds": stride_seconds, "num_frames": config.num_frames,
-            "sampling_rate": config.sampling_rate, "target_fps": config.target_fps, "crop_size": config.crop_size,
-            "antialias": bool(config.antialias), "dtype": dtype}
+            "layer": extractor.layer_name, "stride_seconds": stride_seconds, **window, "dtype": dtype}
 
 
 def timeline_tsv(result: VideoFeatures, labels: Sequence[str]) -> str:

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from timesformer_jax.inference.classify import Prediction, classify, protocol_for
+from timesformer_jax.inference.classify import Prediction, classify, protocol_for, protocol_line
 from timesformer_jax.inference.inputs import load_for_inference, no_videos_error, video_files
 from timesformer_jax.inference.labels import resolve_labels
+from timesformer_jax.protocol import protocol_of_clip
 
 def format_prediction(prediction: Prediction, score_name: str = "score") -> str:
     """A small table: the video, then one line per top-k label."""
@@ -28,8 +29,9 @@ def predict_files(checkpoint: str, inputs: Sequence[str | Path], *, num_heads: i
                   aggregate: str = "logits", json_path: str | None = None, batch_size: int | None = None,
                   log: Callable[[str], None] = print, **protocol) -> list[Prediction]:
     """Classify every video of `inputs` (files or folders) with `checkpoint` (any `load_pretrained` input or a
-    Hub id). `protocol`: `ClipConfig` overrides (`sampling_rate`, `num_temporal_views`, `num_spatial_crops`,
-    `antialias`). dtype: "auto" is bfloat16 on GPU/TPU and float32 on CPU."""
+    Hub id), with the checkpoint's test protocol (the official one when it records none). `protocol`: `ClipConfig`
+    overrides of it (`sampling_rate`, `num_temporal_views`, `num_spatial_crops`, `antialias`). The JSON records
+    the protocol used with every result, under "protocol". dtype: "auto" is bfloat16 on GPU/TPU and float32 on CPU."""
     import jax
     from tqdm import tqdm
 
@@ -37,13 +39,11 @@ def predict_files(checkpoint: str, inputs: Sequence[str | Path], *, num_heads: i
     if not paths:
         raise no_videos_error(inputs)
     model, dtype = load_for_inference(checkpoint, dtype=dtype, num_heads=num_heads, revision=revision)
-    config = protocol_for(model.module, **{k_: v for k_, v in protocol.items() if v is not None})
+    config = protocol_for(model.module, model.protocol, **{k_: v for k_, v in protocol.items() if v is not None})
     labels = resolve_labels(model.module.num_classes, model.class_names, labels_file, log)
-    log(f"{model.module.attention_type}, {model.module.num_classes} classes, {dtype} on "
-        f"{jax.default_backend()}: {config.num_temporal_views} x {config.num_spatial_crops} views of "
-        f"{config.num_frames} x {config.crop_size}^2 frames ({config.sampling} sampling"
-        + (f", rate {config.sampling_rate} at {config.target_fps:g} fps" if config.sampling == "dense" else "")
-        + (", antialiased resize" if config.antialias else "") + f"), {len(paths)} video(s)")
+    log(f"{model.module.attention_type}, {model.module.num_classes} classes, {dtype} on {jax.default_backend()}, "
+        f"{len(paths)} video(s)")
+    log(protocol_line(model, config))
     bar = tqdm(total=len(paths), unit="video", file=sys.stderr, disable=len(paths) < 2 or not sys.stderr.isatty())
     score_name = "p(mean)" if aggregate == "logits" else "mean p"
 
@@ -66,6 +66,8 @@ def predict_files(checkpoint: str, inputs: Sequence[str | Path], *, num_heads: i
     if partial:
         log(f"{partial} video(s) did not read cleanly and were classified from what decodes (warnings above)")
     if json_path:
-        Path(json_path).write_text(json.dumps([p.to_json() for p in predictions], indent=1) + "\n")
+        protocol = protocol_of_clip(config)
+        records = [{**p.to_json(), "protocol": protocol} for p in predictions]
+        Path(json_path).write_text(json.dumps(records, indent=1) + "\n")
         log(f"wrote {json_path}")
     return predictions

@@ -58,7 +58,8 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.dataset.data_dir = ml_collections.FieldReference(None, field_type=str)  # None: TFDS default
     config.dataset.short_side = ml_collections.FieldReference(None, field_type=int)  # None: as built (320)
     config.dataset.train_split = "train"
-    config.dataset.eval_split = "validation"
+    config.dataset.eval_split = "validation"  # "auto": the prepared dataset's validation split, else its test split
+    config.dataset.infer_classes = False  # True: model.num_classes is the prepared dataset's class count
     # "tfds": a record per video; "frames": the frame store beside it (a record per frame, a clip reads only
     # its frames; `tools/build_dataset.py --layout frames`, data/frame_store.py)
     config.dataset.layout = "tfds"
@@ -78,7 +79,9 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.seed = 0
     config.shuffle_buffer = 512
     config.aot_executable = ""  # a train step compiled ahead of time for this run (tools/aot_compile.py --save)
-    config.init_checkpoint = ""  # converted checkpoint dir (tools/convert.py) or a ViT/TimeSformer file
+    # converted checkpoint dir (tools/convert.py), a ViT/TimeSformer file or a training workdir; its architecture
+    # (width, depth, heads, patch, MLP) replaces the config's (train/resolved_config.py)
+    config.init_checkpoint = ""
     config.eval_every_epochs = 1
     config.eval_aggregation = "logits"  # how a video's views combine: "logits" (summed, as the official test) or "softmax"
     config.log_every_steps = 50

@@ -30,6 +30,7 @@ import ml_collections
 from timesformer_jax.data.pipeline import eval_dataset, eval_num_batches, train_dataset
 from timesformer_jax.figures import plot_curves
 from timesformer_jax.parallel import global_batch, sharding_context
+from timesformer_jax.protocol import protocol_of_clip
 from timesformer_jax.train.checkpointing import BEST_METRIC, Checkpointer, has_checkpoints
 from timesformer_jax.train.config import check_config
 from timesformer_jax.train.evaluation import evaluate, write_eval_reports
@@ -39,7 +40,8 @@ from timesformer_jax.train.metric_writers import MetricWriter, read_history
 from timesformer_jax.train.preemption import stop_on_signals
 from timesformer_jax.train.pretrained_init import fit_pretrained, read_pretrained
 from timesformer_jax.train.progress import ProgressBar, format_duration
-from timesformer_jax.train.run_record import check_rerun, record_config
+from timesformer_jax.train.resolved_config import resolve_config
+from timesformer_jax.train.run_record import check_rerun, read_stored_config, record_config
 from timesformer_jax.train.state import STATE_FINITE, create_train_state, make_eval_step
 from timesformer_jax.train.workdir_lock import workdir_lock
 
@@ -218,7 +220,7 @@ class _TrainingRun:
         self.progress = ProgressBar(exp.last_step, exp.global_batch, first_step=first_step, enabled=_is_main())
         self.pending = _PendingMetrics()
         self.meta = {"steps_per_epoch": exp.steps_per_epoch, "global_batch": exp.global_batch,
-                     "class_names": exp.class_names}
+                     "class_names": exp.class_names, "protocol": protocol_of_clip(exp.clip)}
         self.eval_metrics: dict | None = None
         self.stop = None  # the StopRequest while `train` runs
         self.latest_step: int | None = None  # known after `close`
@@ -357,6 +359,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, log: Callable[[str], None]) -> RunSummary:
+    config = resolve_config(config, read_stored_config(workdir), log)
     changed = check_rerun(workdir, config, has_checkpoints(checkpoint_dir(workdir)))
     exp = build_experiment(config)
     if changed:
@@ -412,7 +415,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, 
     workdir/eval_step<N>/. Returns (step, metrics)."""
     workdir = Path(workdir).absolute()
     log = log or _print_on_main
-    exp = build_experiment(config)
+    exp = build_experiment(resolve_config(config, read_stored_config(workdir), log))
     checkpointer = Checkpointer(checkpoint_dir(workdir), log=log)
     restored = checkpointer.restore(exp.abstract, exp.shardings, step=checkpointer.step_for(step))
     checkpointer.close()

@@ -1,6 +1,6 @@
 """Initialising a training run from pretrained weights (`config.init_checkpoint`).
 
-Accepted: a directory written by `tools/convert.py`, or any checkpoint `tools/convert.py` reads (Google ViT
+Accepted: a training workdir (its latest checkpoint), a directory written by `tools/convert.py`, or any checkpoint `tools/convert.py` reads (Google ViT
 .npz, timm, Hugging Face ViT / Timesformer, official .pyth), converted on the fly to the config's model. The
 classifier head starts fresh when the class count differs (a Kinetics model fine-tuned on UCF101, an ImageNet
 ViT); every other parameter must fit the model exactly.
@@ -16,6 +16,7 @@ import numpy as np
 from timesformer_jax.convert.conversion import convert_checkpoint
 from timesformer_jax.convert.converted_checkpoint import is_converted_checkpoint, load_converted
 from timesformer_jax.model.params import TreeMismatch, flat_shapes
+from timesformer_jax.train.workdir import is_training_workdir, read_training_checkpoint
 
 HEAD = "head"
 
@@ -25,6 +26,11 @@ def read_pretrained(path: str | Path, model_fields: dict, log: Callable[[str], N
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"config.init_checkpoint {path} does not exist")
+    if is_training_workdir(path):
+        fields, params, _, _ = read_training_checkpoint(path)
+        log(f"init: the latest checkpoint of the training run {path} ({fields.get('attention_type')}, "
+            f"{fields.get('num_classes')} classes)")
+        return params
     if path.is_dir() and is_converted_checkpoint(path):
         fields, params, _ = load_converted(path)
         log(f"init: converted checkpoint {path} ({fields.get('attention_type')}, {fields.get('num_frames')} "

@@ -72,6 +72,9 @@ def stored_config(workdir: str | Path) -> ml_collections.ConfigDict:
     config = base_config()
     try:
         config.update(stored)
+        args = stored.get("optimizer", {}).get("args") if isinstance(stored.get("optimizer"), dict) else None
+        if isinstance(args, dict):  # keyword arguments of the optimizer: the stored ones, not merged with sgd's
+            config.optimizer.args = ml_collections.ConfigDict(args)
     except (TypeError, ValueError, AttributeError, KeyError) as e:
         raise ValueError(f"{Path(workdir) / CONFIG_FILE}: not a training config ({type(e).__name__}: {e})") from None
     return config

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 
 from timesformer_jax.model.presets import check_model_fields
+from timesformer_jax.protocol import protocol_of_clip
 from timesformer_jax.train.run_record import CONFIG_FILE, stored_config
 
 
@@ -19,13 +20,14 @@ def is_training_workdir(path: Path) -> bool:
     return path.is_dir() and (path / CONFIG_FILE).is_file() and (path / "checkpoints").is_dir()
 
 
-def read_training_checkpoint(workdir: str | Path, step: int | str | None = None) -> tuple[dict, dict, list | None]:
-    """(model fields, host params, class names or None) of checkpoint `step` of `workdir` (None: the latest;
-    "best": the best by video top-1)."""
+def read_training_checkpoint(workdir: str | Path, step: int | str | None = None) -> tuple[dict, dict, list | None, dict]:
+    """(model fields, host params, class names or None, test protocol) of checkpoint `step` of `workdir` (None:
+    the latest; "best": the best by video top-1). The protocol is the one the checkpoint records, else the run
+    config's (checkpoints saved before protocols were recorded)."""
     from timesformer_jax.model import TimeSformer
     from timesformer_jax.parallel import create_mesh
     from timesformer_jax.train.checkpointing import Checkpointer
-    from timesformer_jax.train.config import model_fields, optimizer_config, schedule_config
+    from timesformer_jax.train.config import clip_config, model_fields, optimizer_config, schedule_config
     from timesformer_jax.train.experiment import checkpoint_dir
     from timesformer_jax.train.optimizer import create_optimizer
     from timesformer_jax.train.state import state_shardings
@@ -51,4 +53,5 @@ def read_training_checkpoint(workdir: str | Path, step: int | str | None = None)
         raise FileNotFoundError(f"{workdir} has no checkpoint yet (tools/train.py writes them)")
     state, meta = restored
     params = jax.tree.map(np.asarray, jax.device_get(state.params))
-    return fields, params, meta.get("class_names")
+    protocol = meta.get("protocol") or protocol_of_clip(clip_config(config))
+    return fields, params, meta.get("class_names"), protocol

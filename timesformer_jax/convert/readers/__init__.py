@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from timesformer_jax.convert.readers.google_npz import read_google_npz
-from timesformer_jax.convert.readers.hf_files import class_names_of, load_safetensors, read_hf_config
+from timesformer_jax.convert.readers.hf_files import class_names_of, load_safetensors, read_hf_config, read_hf_protocol
 from timesformer_jax.convert.readers.hf_timesformer import hf_key_to_official, read_hf_checkpoint
 from timesformer_jax.convert.readers.hf_vit import read_hf_vit_checkpoint
 from timesformer_jax.convert.readers.official import unwrap_official_checkpoint
@@ -35,6 +35,7 @@ class SourceCheckpoint:
     is_video: a TimeSformer (temporal parameters, an official `model_state` wrapper, an HF Timesformer, or
         declared `official`): frames, image size and classes default to its own; otherwise an image ViT.
     class_names: the names of the head's classes when the file's config gives them (HF `id2label`).
+    protocol: what the file says of its test protocol (HF Timesformer `preprocessor_config.json`: crop, mean, std).
     """
 
     state: dict[str, np.ndarray]
@@ -43,6 +44,7 @@ class SourceCheckpoint:
     source: str
     path: Path
     class_names: list[str] | None = None
+    protocol: dict | None = None
 
 
 def _has_video_tensors(state: dict) -> bool:
@@ -73,7 +75,7 @@ def read_source(path: str | Path, source: str | None = None) -> SourceCheckpoint
     if source is not None and source not in SOURCES:
         raise ValueError(f"unknown source format {source!r}; expected one of {SOURCES}")
     fields: dict = {}
-    class_names = None
+    class_names = protocol = None
     is_video = source == "official"
     if path.is_dir():
         if source not in (None, "hf"):
@@ -85,6 +87,7 @@ def read_source(path: str | Path, source: str | None = None) -> SourceCheckpoint
             state, fields = read_hf_vit_checkpoint(path, config)
         elif config.get("model_type") == "timesformer":
             state, fields = read_hf_checkpoint(path, config)
+            protocol = read_hf_protocol(path)
             is_video = True
         else:
             raise ValueError(
@@ -101,4 +104,4 @@ def read_source(path: str | Path, source: str | None = None) -> SourceCheckpoint
     is_video = is_video or _has_video_tensors(state)
     source = source or ("official" if is_video else "timm")
     return SourceCheckpoint(state=state, fields=fields, is_video=is_video, source=source, path=path,
-                            class_names=class_names)
+                            class_names=class_names, protocol=protocol)

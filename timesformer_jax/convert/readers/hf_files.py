@@ -22,6 +22,18 @@ def read_hf_config(path: Path) -> dict:
     return read_json_object(config, "a Hugging Face model config") if path.is_dir() and config.is_file() else {}
 
 
+def read_hf_protocol(path: Path) -> dict | None:
+    """What the `preprocessor_config.json` of a `save_pretrained` directory says of the test protocol (crop size,
+    mean, std; `timesformer_jax.protocol`), or None when there is none. ValueError naming the file when damaged."""
+    from timesformer_jax.protocol import protocol_from_hf_preprocessor
+
+    preprocessor = path / "preprocessor_config.json"
+    if not preprocessor.is_file():
+        return None
+    return protocol_from_hf_preprocessor(read_json_object(preprocessor, "a Hugging Face preprocessor config"),
+                                         str(preprocessor))
+
+
 def config_value(config: dict, path: Path, name: str, check, expected: str, default=None):
     """`config[name]` (or `default` when absent) if `check(value)` holds; else ValueError naming the config file,
     the field, what was expected and what was received."""
