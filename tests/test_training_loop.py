@@ -134,9 +134,16 @@ def test_init_from_converted_checkpoint_with_fresh_head(data_dir, tmp_path):
     np.testing.assert_array_equal(state.params["pos_embed"], params["pos_embed"])
     assert state.params["head"]["kernel"].shape == (32, 10)
 
-    config.model.hidden_size = 48  # another architecture: an error naming the mismatch, not a silent re-init
+    config.model.hidden_size = 48  # the architecture is the checkpoint's, whatever the config's preset says
+    messages = []
+    train_and_evaluate(config, tmp_path / "run2", log=messages.append)
+    assert any("architecture from config.init_checkpoint: hidden_size=32" in m for m in messages)
+    state, _ = restored_state(tmp_path / "run2", tiny_config(config.dataset.data_dir, max_steps=1))
+    np.testing.assert_array_equal(state.params["pos_embed"], params["pos_embed"])
+
+    config.model.num_frames = 8  # what the config does decide must still fit a converted checkpoint
     with pytest.raises(ValueError, match="does not fit the config's model"):
-        train_and_evaluate(config, tmp_path / "run2", log=lambda m: None)
+        train_and_evaluate(config, tmp_path / "run3", log=lambda m: None)
 
 
 def run_tool(args, env_extra=None, **kwargs):

@@ -1,7 +1,11 @@
 """The training loop: resume or initialise, train with periodic checkpoints and evaluations, stop cleanly.
 
     workdir/
-      checkpoints/<step>/   orbax: TrainState + meta (last `checkpoint.keep`, plus the best by video top-1)
+      config.json           the run's config, compared with every rerun's before any checkpoint is touched
+      config_changes.jsonl  what each rerun changed (run_record.py)
+      run.lock              held while a run trains (workdir_lock.py)
+      checkpoints/<step>/   orbax: TrainState + meta (last `checkpoint.keep`, plus the best by video top-1;
+                            meta holds the data position, class names and the test protocol)
       metrics.jsonl         train / eval metrics history (the curves are drawn from it)
       tensorboard/          event files
       curves.png            loss and accuracy, redrawn at each evaluation
@@ -9,8 +13,9 @@
 
 A run is a pure function of (config, step): the input stream of epoch e is seeded by (seed, e) and a resumed
 run skips the batches already consumed, so stop-and-resume gives the same parameters as running straight
-through. Metrics are fetched from the device only at logging points and before every save; a non-finite loss
-or gradient norm stops the run before anything is saved after it, so the last checkpoint is always good.
+through. Metrics are fetched from the device only at logging points and before every save; a non-finite loss,
+gradient norm or updated state stops the run before anything is saved after it, so the last checkpoint is
+always good.
 """
 from __future__ import annotations
 
