@@ -3,20 +3,18 @@ config mistakes, damaged files in a workdir, and the test protocol that travels 
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
-from test_training_loop import REPO, run_tool, tiny_config
+from test_training_loop import run_tool, tiny_config
 
 from timesformer_jax.train import loop
 from timesformer_jax.train.checkpointing import Checkpointer, CheckpointLayoutError, CheckpointSaveError
 from timesformer_jax.train.config import config_problems
-from timesformer_jax.train.experiment import build_experiment, checkpoint_dir
+from timesformer_jax.train.experiment import checkpoint_dir
 from timesformer_jax.train.loop import NonFiniteLossError, WorkdirError, prepare_workdir, train_and_evaluate
 from timesformer_jax.train.run_record import RunConfigError
 from timesformer_jax.train.workdir_lock import LOCK_FILE, WorkdirInUseError, acquire, release
@@ -235,10 +233,10 @@ def test_a_failed_save_names_the_checkpoint_and_what_is_kept(run_copy, monkeypat
 
 @pytest.mark.slow
 def test_the_trained_protocol_travels_to_predict_and_export(trained, tmp_path):
+    from timesformer_jax.convert.pretrained import load_pretrained
     from timesformer_jax.data.video_io import write_video
     from timesformer_jax.inference.export import export_model
     from timesformer_jax.inference.predict import predict_files
-    from timesformer_jax.convert.pretrained import load_pretrained
 
     workdir, config = trained
     video = tmp_path / "clip.mp4"
@@ -269,6 +267,7 @@ def test_hf_and_official_checkpoints_carry_their_protocol(tmp_path):
     import torch
     from transformers import TimesformerConfig, TimesformerForVideoClassification
 
+    from timesformer_jax.convert.conversion import convert_to_directory
     from timesformer_jax.convert.pretrained import load_pretrained
 
     torch.manual_seed(0)
@@ -282,6 +281,8 @@ def test_hf_and_official_checkpoints_carry_their_protocol(tmp_path):
     loaded = load_pretrained(tmp_path / "hf")
     assert loaded.protocol["mean"] == [0.5] * 3 and loaded.protocol["std"] == [0.5] * 3
     assert loaded.protocol["sampling_rate"] == 32 and loaded.protocol["spatial_crops"] == 3  # official rest
+    convert_to_directory(tmp_path / "hf", tmp_path / "converted")  # tools/convert.py keeps it
+    assert load_pretrained(tmp_path / "converted").protocol == loaded.protocol
 
     # an official training checkpoint's wrapper around the same tensors (HF names are read as the official ones)
     torch.save({"model_state": model.state_dict()}, tmp_path / "official.pyth")
