@@ -14,7 +14,7 @@ from test_training_loop import run_tool, tiny_config
 from timesformer_jax.train import loop
 from timesformer_jax.train.checkpointing import Checkpointer, CheckpointLayoutError, CheckpointSaveError
 from timesformer_jax.train.config import config_problems
-from timesformer_jax.train.experiment import checkpoint_dir
+from timesformer_jax.train.experiment import build_experiment, checkpoint_dir
 from timesformer_jax.train.loop import NonFiniteLossError, WorkdirError, prepare_workdir, train_and_evaluate
 from timesformer_jax.train.run_record import RunConfigError
 from timesformer_jax.train.workdir_lock import LOCK_FILE, WorkdirInUseError, acquire, release
@@ -138,15 +138,13 @@ def test_a_diverging_state_is_never_saved(data_dir, tmp_path, monkeypatch):
     # which must hold for any cause of a non-finite state (overflowing updates, bad data).
     monkeypatch.setattr(loop, "check_config", lambda config: None)
     monkeypatch.setattr("timesformer_jax.train.experiment.check_config", lambda config: None)
-    config = tiny_config(data_dir, max_steps=4)
+    config = tiny_config(data_dir, max_steps=2)
     config.checkpoint.every_steps = 1
     config.optimizer.base_learning_rate = float("nan")
     with pytest.raises(NonFiniteLossError) as stopped:
         train_and_evaluate(config, tmp_path, log=quiet)
     assert "non-finite values after step 1" in str(stopped.value)
     assert saved_steps(tmp_path) == []  # the NaN state of step 1 was not saved
-    config.optimizer.base_learning_rate = 1e-3  # the rerun with a sane learning rate starts cleanly
-    assert train_and_evaluate(config, tmp_path, log=quiet).last_step == 4
 
 
 def test_config_values_that_make_no_sense_are_named_before_any_work(data_dir, tmp_path):
@@ -169,16 +167,16 @@ def test_config_values_that_make_no_sense_are_named_before_any_work(data_dir, tm
 @pytest.mark.slow
 def test_flag_mistakes_are_one_error_line(tmp_path):
     base = ["tools/train.py", "--config", "configs/demo.py:divided_space_time,ci", "--workdir", str(tmp_path / "w")]
-    for extra, expected in ((["--config.bogus_field=1"], "has no field 'bogus_field'"),
-                            (["--config.batchsize=4"], "did you mean config.batch_size"),
-                            (["--config.batch_size=0"], "config.batch_size must be a positive integer, got 0"),
-                            (["--config.batch_size=abc"], "--config.batch_size=abc")):
+    for extra, expected in ((["--config.bogus_field=1", "--config.batchsize=4"], "has no field 'bogus_field'"),
+                            (["--config.batch_size=0"], "config.batch_size must be a positive integer, got 0")):
         process = run_tool(base + extra, {"JAX_PLATFORMS": "cpu"})
         output = process.communicate(timeout=120)[0]
         assert process.returncode == 1, output
         errors = [line for line in output.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1 and expected in errors[0], output
         assert "Traceback" not in output
+        if "--config.batchsize=4" in extra:
+            assert "did you mean config.batch_size" in errors[0]
 
 
 def test_workdirs_that_cannot_be_written_are_one_error(tmp_path, monkeypatch):
@@ -196,19 +194,23 @@ def test_workdirs_that_cannot_be_written_are_one_error(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_unreadable_metrics_and_missing_manifests_are_damage(run_copy):
     workdir, config = run_copy
+    exp = build_experiment(config)  # the run's state layout; nothing is compiled or trained here
     (workdir / "checkpoints" / "2" / "manifest.json").unlink()
-    config.max_steps = 3
     messages = []
-    assert train_and_evaluate(config, workdir, log=messages.append).first_step == 1
+    checkpointer = Checkpointer(checkpoint_dir(workdir), log=messages.append)
+    state, _ = checkpointer.restore_intact(exp.abstract, exp.shardings, messages.append)
+    checkpointer.close()
+    assert int(state.step) == 1
     assert any("checkpoint 2" in m and "manifest.json is missing" in m for m in messages)
 
-    metrics = workdir / "checkpoints" / "3" / "metrics" / "metrics"
+    metrics = workdir / "checkpoints" / "1" / "metrics" / "metrics"
     metrics.parent.mkdir(exist_ok=True)
-    metrics.write_text("garbage")
-    config.max_steps = 4
-    messages = []  # the rerun above kept steps 2 and 3 (checkpoint.keep 2)
-    assert train_and_evaluate(config, workdir, log=messages.append).first_step == 2
-    assert any("checkpoint 3" in m and "metrics file" in m for m in messages)
+    metrics.write_text("garbage")  # orbax reads it when it opens the folder
+    messages = []
+    checkpointer = Checkpointer(checkpoint_dir(workdir), log=messages.append)
+    assert checkpointer.restore_intact(exp.abstract, exp.shardings, messages.append) is None
+    checkpointer.close()
+    assert any("checkpoint 1" in m and "metrics file" in m for m in messages)
     assert len(list((workdir / "checkpoints.damaged").iterdir())) == 2
 
 
@@ -227,8 +229,7 @@ def test_a_failed_save_names_the_checkpoint_and_what_is_kept(run_copy, monkeypat
         train_and_evaluate(config, workdir, log=quiet)
     message = str(failed.value)
     assert "checkpoint 3" in message and "No space left on device" in message and "step 2, is intact" in message
-    monkeypatch.undo()
-    assert train_and_evaluate(config, workdir, log=quiet).first_step == 2
+    assert saved_steps(workdir) == [1, 2]
 
 
 @pytest.mark.slow
