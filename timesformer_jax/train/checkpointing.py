@@ -149,8 +149,10 @@ class Checkpointer:
                 step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
                 force=force, metrics=metrics,
             )
-        except Exception as e:
-            raise self._save_failed(step, e) from None
+        except Exception as e:  # this save, or an earlier one still in flight (reported by this call)
+            with self._unsealed_lock:
+                failed = self._unsealed[0] if self._unsealed else step
+            raise self._save_failed(failed, e) from None
         if not started:
             with self._unsealed_lock:
                 self._unsealed.remove(step)
@@ -160,7 +162,7 @@ class Checkpointer:
         """The error for a save that failed: what failed, what is intact, how to go on."""
         first_line = (str(error).strip().splitlines() or [""])[0][:200]
         try:
-            committed = [s for s in self.manager.all_steps() if s != step]
+            committed = [s for s in self.manager.all_steps() if step is None or s < step]
         except Exception:
             committed = []
         kept = (f"the newest committed checkpoint, step {max(committed)}, is intact and nothing before it was "
