@@ -34,6 +34,12 @@ def official_protocol(num_frames: int = 8, crop_size: int = 224) -> dict:
             "std": [0.225] * 3, "resize": "bilinear"}
 
 
+def model_protocol(num_frames: int, crop_size: int, recorded: dict | None = None) -> dict:
+    """The protocol of a model of `num_frames` frames and `crop_size` pixels: the official one, with `recorded`
+    (what its checkpoint says) on top; the model's frames and crop always win."""
+    return plain({**official_protocol(), **(recorded or {}), "num_frames": num_frames, "crop_size": crop_size})
+
+
 def protocol_of_clip(clip) -> dict:
     """The protocol of a `ClipConfig` (its test-time fields), as plain JSON values."""
     protocol = {key: getattr(clip, _CLIP_NAMES.get(key, key)) for key in PROTOCOL_KEYS if key != "resize"}

@@ -4,9 +4,9 @@ symbolic, loadable with `jax` alone.
     python tools/export.py --checkpoint facebook/timesformer-base-finetuned-k400 --output k400.jax
     python -c "from jax import export; m = export.deserialize(open('k400.jax','rb').read()); print(m.in_avals)"
 
-Writes OUTPUT and OUTPUT.json (input shape, the test protocol: the checkpoint's unless overridden, class names); `--onnx FILE` also writes an ONNX graph
-(jax2onnx, batch size symbolic) for onnxruntime. --checkpoint takes what `timesformer_jax.load_pretrained`
-reads, or a Hugging Face Hub id.
+Writes OUTPUT and OUTPUT.json (input shape, the test protocol: the checkpoint's unless overridden, class
+names); `--onnx FILE` also writes an ONNX graph (jax2onnx, batch size symbolic) for onnxruntime. --checkpoint
+takes what `timesformer_jax.load_pretrained` reads, or a Hugging Face Hub id.
 """
 import argparse
 import sys

@@ -26,7 +26,8 @@ def parse_args(argv):
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) for a Hub id")
     parser.add_argument("--num-heads", type=int, help="attention heads, for formats that do not store them")
     parser.add_argument("--stride-seconds", type=float, help="time between window starts (default: half a window)")
-    parser.add_argument("--sampling-rate", type=int, help="frame step at the protocol's fps (default: the checkpoint's protocol, else 32 at 30 fps)")
+    parser.add_argument("--sampling-rate", type=int,
+                        help="frame step at the protocol's fps (default: the checkpoint's protocol, else 32 at 30 fps)")
     parser.add_argument("--layer", default="pre_logits",
                         help="pre_logits (default: the final norm of the cls token) or block_N (0-based)")
     parser.add_argument("--pool", choices=("cls", "mean"), default="cls",

@@ -26,9 +26,12 @@ def parse_args(argv):
     parser.add_argument("--top-k", type=int, default=5, help="labels to show per video (default 5)")
     parser.add_argument("--json", metavar="FILE", help="write every result (or error) as a JSON list")
     parser.add_argument("--labels", metavar="FILE", help="class names, one per line in class order")
-    parser.add_argument("--sampling-rate", type=int, help="frame step at the protocol's fps (default: the checkpoint's protocol, else 32 at 30 fps)")
-    parser.add_argument("--temporal-views", type=int, help="clips along the video (default: the checkpoint's protocol, else 1)")
-    parser.add_argument("--spatial-crops", type=int, choices=(1, 3), help="crops along the longer side (default: the checkpoint's protocol, else 3)")
+    parser.add_argument("--sampling-rate", type=int,
+                        help="frame step at the protocol's fps (default: the checkpoint's protocol, else 32 at 30 fps)")
+    parser.add_argument("--temporal-views", type=int,
+                        help="clips along the video (default: the checkpoint's protocol, else 1)")
+    parser.add_argument("--spatial-crops", type=int, choices=(1, 3),
+                        help="crops along the longer side (default: the checkpoint's protocol, else 3)")
     parser.add_argument("--aggregate", choices=AGGREGATES, default="logits",
                         help="logits: softmax of the views' mean logits (default); softmax: mean of their softmax")
     parser.add_argument("--antialias", action="store_true",

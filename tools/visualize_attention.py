@@ -21,7 +21,8 @@ def parse_args(argv):
     parser.add_argument("--output", required=True, metavar="OUT", help="folder for the pictures")
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) for a Hub id")
     parser.add_argument("--num-heads", type=int, help="attention heads, for formats that do not store them")
-    parser.add_argument("--sampling-rate", type=int, help="frame step at the protocol's fps (default: the checkpoint's protocol, else 32 at 30 fps)")
+    parser.add_argument("--sampling-rate", type=int,
+                        help="frame step at the protocol's fps (default: the checkpoint's protocol, else 32 at 30 fps)")
     parser.add_argument("--per-block", action="store_true", help="one row per block instead of the rollout only")
     parser.add_argument("--labels", metavar="FILE", help="class names, one per line in class order")
     return parser.parse_args(argv)

@@ -21,7 +21,7 @@ from timesformer_jax.convert.config_inference import target_fields
 from timesformer_jax.convert.readers import read_source
 from timesformer_jax.convert.to_flax import state_to_params
 from timesformer_jax.model import TimeSformer
-from timesformer_jax.protocol import official_protocol, plain
+from timesformer_jax.protocol import model_protocol
 
 _CONVERSION_OPTIONS = ("preset", "temporal_init", "resample", "seed")  # convert_checkpoint's non-field keywords
 
@@ -57,9 +57,7 @@ def convert_checkpoint(
     )
     state, report = inflate_state(checkpoint.state, module, temporal_init=temporal_init, resample=resample, seed=seed)
     report.source = checkpoint.source
-    crop = module.config_grid[0] * module.patch_size
-    report.protocol = plain({**official_protocol(), **(checkpoint.protocol or {}), "num_frames": module.num_frames,
-                             "crop_size": crop})
+    report.protocol = model_protocol(module.num_frames, module.config_grid[0] * module.patch_size, checkpoint.protocol)
     if checkpoint.class_names and "head.weight" in report.mapped and len(checkpoint.class_names) == module.num_classes:
         report.class_names = list(checkpoint.class_names)
     return module, state_to_params(state, module), report

@@ -29,7 +29,7 @@ from timesformer_jax.data.video_io import (
     probe_video,
     read_frames,
 )
-from timesformer_jax.protocol import PROTOCOL_KEYS, clip_fields, describe, official_protocol, protocol_of_clip
+from timesformer_jax.protocol import PROTOCOL_KEYS, clip_fields, describe, model_protocol, protocol_of_clip
 from timesformer_jax.user_files import printable
 
 AGGREGATES = ("logits", "softmax")
@@ -72,10 +72,7 @@ def protocol_for(module, protocol: dict | None = None, **overrides):
     grid_h, grid_w = module.config_grid
     if grid_h != grid_w:
         raise ValueError(f"the test protocol crops squares; the model is configured for {module.image_size}")
-    crop = grid_h * module.patch_size
-    base = {**official_protocol(module.num_frames, crop), **(protocol or {}), "num_frames": module.num_frames,
-            "crop_size": crop}
-    fields = {**clip_fields(base), **overrides}
+    fields = {**clip_fields(model_protocol(module.num_frames, grid_h * module.patch_size, protocol)), **overrides}
     fields.setdefault("train_scale", (fields["crop_size"], max(fields["crop_size"], 320)))
     return ClipConfig(**fields)
 
@@ -156,10 +153,10 @@ def classify(model, videos: str | Path | Iterable[str | Path], config=None, *, a
              progress: Callable[[int, Prediction], None] | None = None) -> list[Prediction]:
     """Classify video files with `model` (a `PretrainedTimeSformer`).
 
-    config: a `ClipConfig` (default `protocol_for(model.module, model.protocol)`: the checkpoint's protocol). labels: names of the classes (default:
-    the model's own, else their indices). batch_size: clips per forward (default: one video's views); views of
-    several videos share a batch when it is larger, and the last batch is padded, so every call runs one
-    compiled shape. `progress(i, prediction)` after each file, in order, once its result is known.
+    config: a `ClipConfig` (default `protocol_for(model.module, model.protocol)`: the checkpoint's protocol).
+    labels: names of the classes (default: the model's own, else their indices). batch_size: clips per forward
+    (default: one video's views); views of several videos share a batch when it is larger, and the last batch is
+    padded, so every call runs one compiled shape. `progress(i, prediction)` after each file, in order, once its result is known.
     """
     paths = [videos] if isinstance(videos, (str, Path)) else list(videos)
     config = config or protocol_for(model.module, getattr(model, "protocol", None))

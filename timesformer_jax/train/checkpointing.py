@@ -66,10 +66,16 @@ def non_finite_report(tree) -> str | None:
     return f"{total} non-finite values, first in {bad[0][0]}" + (f" and {len(bad) - 1} more arrays" if len(bad) > 1 else "")
 
 
-def has_checkpoints(directory: str | Path) -> bool:
-    """Whether `directory` holds any committed step (a folder named by a number), read without orbax."""
+def committed_steps(directory: str | Path) -> list[int]:
+    """The committed steps of `directory` (folders named by a number), newest first, read without orbax."""
     directory = Path(directory)
-    return directory.is_dir() and any(p.name.isdigit() and p.is_dir() for p in directory.iterdir())
+    if not directory.is_dir():
+        return []
+    return sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit() and p.is_dir()), reverse=True)
+
+
+def has_checkpoints(directory: str | Path) -> bool:
+    return bool(committed_steps(directory))
 
 
 class CheckpointSaveError(RuntimeError):
@@ -124,9 +130,7 @@ class Checkpointer:
         )
 
     def _set_aside_unreadable_metrics(self, log: Callable[[str], None]) -> None:
-        if not self.directory.is_dir():
-            return
-        steps = sorted((int(p.name) for p in self.directory.iterdir() if p.name.isdigit() and p.is_dir()), reverse=True)
+        steps = committed_steps(self.directory)
         damaged = [(step, problem) for step in steps
                    if (problem := metrics_problem(self.directory / str(step))) is not None]
         for step, problem in damaged:
@@ -150,16 +154,17 @@ class Checkpointer:
                 force=force, metrics=metrics,
             )
         except Exception as e:  # this save, or an earlier one still in flight (reported by this call)
-            with self._unsealed_lock:
-                failed = self._unsealed[0] if self._unsealed else step
-            raise self._save_failed(failed, e) from None
+            raise self._save_failed(e, step) from None
         if not started:
             with self._unsealed_lock:
                 self._unsealed.remove(step)
         return started
 
-    def _save_failed(self, step: int | None, error: Exception) -> CheckpointSaveError:
-        """The error for a save that failed: what failed, what is intact, how to go on."""
+    def _save_failed(self, error: Exception, step: int | None = None) -> CheckpointSaveError:
+        """The error for a failed save: the oldest save still in flight (else `step`) failed; what is intact, how
+        to go on."""
+        with self._unsealed_lock:
+            step = self._unsealed[0] if self._unsealed else step
         first_line = (str(error).strip().splitlines() or [""])[0][:200]
         try:
             committed = [s for s in self.manager.all_steps() if step is None or s < step]
@@ -328,9 +333,7 @@ class Checkpointer:
         try:
             self.manager.wait_until_finished()
         except Exception as e:
-            with self._unsealed_lock:
-                step = self._unsealed[0] if self._unsealed else None
-            raise self._save_failed(step, e) from None
+            raise self._save_failed(e) from None
 
     def close(self) -> None:
         """Wait for the saves in flight and release orbax's threads (also when a save failed: then

@@ -364,13 +364,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, log: Callable[[str], None]) -> RunSummary:
-    config = resolve_config(config, read_stored_config(workdir), log)
-    changed = check_rerun(workdir, config, has_checkpoints(checkpoint_dir(workdir)))
+    stored = read_stored_config(workdir)
+    config = resolve_config(config, stored, log)
+    changed = check_rerun(workdir, stored, config, has_checkpoints(checkpoint_dir(workdir)))
     exp = build_experiment(config)
     if changed:
         log(changed)
     if _is_main():
-        record_config(workdir, config)
+        record_config(workdir, stored, config)
     precompiled = _precompiled_train_step(exp, config.aot_executable, log) if config.get("aot_executable") else None
     checkpointer = Checkpointer(checkpoint_dir(workdir), max_to_keep=config.checkpoint.keep, log=log)
     try:

@@ -1,7 +1,8 @@
 """Initialising a training run from pretrained weights (`config.init_checkpoint`).
 
-Accepted: a training workdir (its latest checkpoint), a directory written by `tools/convert.py`, or any checkpoint `tools/convert.py` reads (Google ViT
-.npz, timm, Hugging Face ViT / Timesformer, official .pyth), converted on the fly to the config's model. The
+Accepted: a training workdir (its latest checkpoint), a directory written by `tools/convert.py`, or any
+checkpoint `tools/convert.py` reads (Google ViT .npz, timm, Hugging Face ViT / Timesformer, official .pyth),
+converted on the fly to the config's model. The
 classifier head starts fresh when the class count differs (a Kinetics model fine-tuned on UCF101, an ImageNet
 ViT); every other parameter must fit the model exactly.
 """

@@ -92,11 +92,11 @@ def _listed(changes: dict[str, tuple]) -> str:
     return ", ".join(f"{name} {before!r} -> {after!r}" for name, (before, after) in changes.items())
 
 
-def check_rerun(workdir: str | Path, config: ml_collections.ConfigDict, has_checkpoints: bool) -> str | None:
-    """Compare `config` with the one stored in `workdir`. With checkpoints, a change of a field outside
+def check_rerun(workdir: str | Path, stored: dict | None, config: ml_collections.ConfigDict,
+                has_checkpoints: bool) -> str | None:
+    """Compare `config` with `stored` (`read_stored_config(workdir)`). With checkpoints, a change of a field outside
     RESUMABLE_FIELDS raises RunConfigError naming each such field with both values (nothing is touched); the
     resumable changes are returned as one line to print (None when nothing changed)."""
-    stored = read_stored_config(workdir)
     if stored is None or not has_checkpoints:
         return None
     changes = config_changes(stored, config)
@@ -112,11 +112,10 @@ def check_rerun(workdir: str | Path, config: ml_collections.ConfigDict, has_chec
     return f"config changed since the last run of {workdir}: {_listed(changes)}"
 
 
-def record_config(workdir: str | Path, config: ml_collections.ConfigDict) -> None:
-    """Store `config` as the run's config; when it replaces another, append the differences to CHANGES_FILE
-    (main process only)."""
+def record_config(workdir: str | Path, stored: dict | None, config: ml_collections.ConfigDict) -> None:
+    """Store `config` as the run's config; when it replaces `stored` (the config stored before), append the
+    differences to CHANGES_FILE (main process only)."""
     workdir = Path(workdir)
-    stored = read_stored_config(workdir)
     if stored is not None:
         changes = config_changes(stored, config)
         if not changes:

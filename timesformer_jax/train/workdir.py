@@ -20,7 +20,8 @@ def is_training_workdir(path: Path) -> bool:
     return path.is_dir() and (path / CONFIG_FILE).is_file() and (path / "checkpoints").is_dir()
 
 
-def read_training_checkpoint(workdir: str | Path, step: int | str | None = None) -> tuple[dict, dict, list | None, dict]:
+def read_training_checkpoint(workdir: str | Path,
+                             step: int | str | None = None) -> tuple[dict, dict, list | None, dict]:
     """(model fields, host params, class names or None, test protocol) of checkpoint `step` of `workdir` (None:
     the latest; "best": the best by video top-1). The protocol is the one the checkpoint records, else the run
     config's (checkpoints saved before protocols were recorded)."""
@@ -34,12 +35,9 @@ def read_training_checkpoint(workdir: str | Path, step: int | str | None = None)
 
     workdir = Path(workdir)
     config_path = workdir / CONFIG_FILE
-    config = stored_config(workdir)
-    try:
-        fields = model_fields(config)
-        check_model_fields(fields, source=f"{config_path} 'model'")
-    except AttributeError:
-        raise ValueError(f"{config_path}: expected a 'model' object of TimeSformer fields") from None
+    config = stored_config(workdir)  # a 'model' section always: the schema's, with the stored fields merged in
+    fields = model_fields(config)
+    check_model_fields(fields, source=f"{config_path} 'model'")
     model = TimeSformer(**fields)
     optimizer, _ = create_optimizer(optimizer_config(config), config.batch_size, 1, schedule_config(config))
     mesh = create_mesh({"data": 1}, devices=jax.devices()[:1])
