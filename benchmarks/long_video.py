@@ -22,7 +22,7 @@ from predict import write_scene  # noqa: E402  (benchmarks/predict.py)
 CHILD = """
 import json, resource, sys, time
 import jax, flax.linen as nn, numpy as np, jax.numpy as jnp
-from timesformer_jax.convert.pretrained import PretrainedTimeSformer
+from timesformer_jax.pretrained import PretrainedTimeSformer
 from timesformer_jax.inference.features import FeatureExtractor
 from timesformer_jax.model import create_model
 module = create_model("timesformer_base", dtype=jnp.dtype(sys.argv[2]))

@@ -2,7 +2,7 @@
 
 TPU targets compile through libtpu (the `tpu` extra, part of `test`) on compile-only devices: nothing runs.
 References: Google's published accelerator type -> topology tables, the analytic FLOP count of
-`bench/flops.py` (itself checked against the paper's layouts), and invariants of sharding (per-chip memory
+`model/flops.py` (itself checked against the paper's layouts), and invariants of sharding (per-chip memory
 shrinks when the same global batch is split over more chips).
 """
 import math
@@ -12,10 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from timesformer_jax.aot import compile_config, format_report, load_train_step, parse_target, target_devices
+from timesformer_jax.aot import compile_config, format_report, parse_target, target_devices
 from timesformer_jax.aot.collectives import collectives
-from timesformer_jax.aot.compile import TRAIN_FLOPS_PER_FORWARD, mesh_for_batch, save_train_step
-from timesformer_jax.bench.flops import forward_flops
+from timesformer_jax.aot.compile import TRAIN_FLOPS_PER_FORWARD, mesh_for_batch
+from timesformer_jax.train.saved_step import load_train_step, save_train_step
+from timesformer_jax.model.flops import forward_flops
 from timesformer_jax.train.config import base_config
 
 pytest.importorskip("libtpu", reason="the `tpu` extra (libtpu) compiles for TPU slices")

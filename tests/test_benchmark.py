@@ -13,7 +13,7 @@ import pytest
 
 from timesformer_jax.bench.cases import speed_cases
 from timesformer_jax.bench.compiled import compiled_steps
-from timesformer_jax.bench.flops import attention_groups, forward_flops
+from timesformer_jax.model.flops import attention_groups, forward_flops
 from timesformer_jax.bench.report import analysis_table, speed_table
 from timesformer_jax.bench.suite import run_benchmark
 from timesformer_jax.model import ATTENTION_TYPES, REFERENCE_SCHEMES, TimeSformer, preset_config

@@ -55,7 +55,7 @@ def template(data_dir, tmp_path_factory):
 
 def final_params(workdir):
     from timesformer_jax.train.checkpointing import Checkpointer
-    from timesformer_jax.train.experiment import checkpoint_dir
+    from timesformer_jax.train.workdir import checkpoint_dir
 
     checkpointer = Checkpointer(checkpoint_dir(workdir))
     step = checkpointer.latest_step()

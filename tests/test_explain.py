@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from timesformer_jax.convert.converted_checkpoint import save_converted
-from timesformer_jax.convert.pretrained import PretrainedTimeSformer
+from timesformer_jax.pretrained import PretrainedTimeSformer
 from timesformer_jax.data.pipeline import eval_view_clips
 from timesformer_jax.data.video_io import decode_video, write_video
 from timesformer_jax.inference.attention_maps import upsample_map

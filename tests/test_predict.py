@@ -339,7 +339,7 @@ def test_local_path_wins_over_a_hub_id(tmp_path, hf_dir, monkeypatch):
     local = tmp_path / "someone" / "timesformer-tiny"
     shutil.copytree(hf_dir, local)
     monkeypatch.chdir(tmp_path)
-    from timesformer_jax.convert import pretrained
+    from timesformer_jax import pretrained
 
     monkeypatch.setattr(pretrained, "hub_snapshot", lambda *a, **k: pytest.fail("a local path was sent to the Hub"))
     model = timesformer_jax.load_pretrained("someone/timesformer-tiny")

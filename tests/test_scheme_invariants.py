@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from timesformer_jax.model import Block
-from timesformer_jax.model.attention import stage_parameter_prefixes
+from timesformer_jax.model.schemes import stage_parameter_prefixes
 
 T, H, W, D = 4, 4, 6, 16
 SOURCE = (1, 2, 3)  # (t, h, w) of the perturbed token

@@ -9,12 +9,13 @@ from safetensors.numpy import save_file
 
 from timesformer_jax.bench.cases import unsupported_reason
 from timesformer_jax.bench.compiled import compiled_steps
-from timesformer_jax.bench.flops import forward_flops
+from timesformer_jax.model.flops import forward_flops
 from timesformer_jax.convert.config_inference import infer_config
 from timesformer_jax.convert.conversion import convert_checkpoint
 from timesformer_jax.convert.to_flax import param_key, torch_layout
-from timesformer_jax.model import ATTENTION_TYPES, SCHEMES, Scheme, Stage, TimeSformer, abstract_params, create_model
-from timesformer_jax.model.attention import JOINT, TIME, Grouping
+from timesformer_jax.model import (ATTENTION_TYPES, SCHEMES, Scheme, Stage, TimeSformer, abstract_params, create_model,
+                                   register_scheme, unregister_scheme)
+from timesformer_jax.model.schemes import JOINT, TIME, Grouping
 from timesformer_jax.parallel import create_mesh
 
 
@@ -60,9 +61,20 @@ FIELDS = dict(image_size=32, patch_size=8, num_frames=4, hidden_size=128, depth=
 
 
 @pytest.fixture
-def sixth_scheme(monkeypatch):
-    monkeypatch.setitem(SCHEMES, NAME, ROWS_THEN_JOINT)
-    return ROWS_THEN_JOINT
+def sixth_scheme():
+    scheme = register_scheme(NAME, ROWS_THEN_JOINT)
+    yield scheme
+    unregister_scheme(NAME)
+
+
+def test_registering_checks_the_scheme():
+    with pytest.raises(ValueError, match="already registered"):
+        register_scheme("divided_space_time", ROWS_THEN_JOINT)
+    with pytest.raises(ValueError, match="exactly one stage with the cls token"):
+        register_scheme("no_cls", Scheme((Stage("rows", ROW_HALVES, False),)))
+    with pytest.raises(ValueError, match="built-in"):
+        unregister_scheme("axial")
+    assert "no_cls" not in SCHEMES
 
 
 def official_state(params):
@@ -99,6 +111,14 @@ def test_sixth_scheme_runs_everywhere(sixth_scheme, tmp_path):
     xla = compiled_steps(TimeSformer(**FIELDS), batch_size=2, mesh=mesh).forward_cost().flops
     analytic = forward_flops(FIELDS, batch_size=2)["needed"]
     assert analytic == pytest.approx(xla, rel=0.10) and xla >= analytic
+
+    # attention rollout reads the stages' own groupings: row-stochastic, one map per block
+    from timesformer_jax.inference.rollout import attention_rollout
+    from timesformer_jax.pretrained import PretrainedTimeSformer
+
+    rollout = attention_rollout(PretrainedTimeSformer(model, variables["params"]), np.asarray(video[:1]))
+    assert rollout.maps.shape == (model.depth, 4, 4, 4)
+    np.testing.assert_allclose(rollout.rollout.sum(axis=1), 1.0, atol=1e-5)
 
     # the benchmark's feasibility check uses the scheme's own
     assert unsupported_reason(FIELDS) is None

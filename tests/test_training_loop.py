@@ -14,7 +14,8 @@ import pytest
 
 from timesformer_jax.train.checkpointing import Checkpointer
 from timesformer_jax.train.config import load_config_file
-from timesformer_jax.train.experiment import build_experiment, checkpoint_dir
+from timesformer_jax.train.experiment import build_experiment
+from timesformer_jax.train.workdir import checkpoint_dir
 from timesformer_jax.train.loop import NonFiniteLossError, train_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -226,7 +227,7 @@ def test_a_train_step_compiled_ahead_of_time_trains_like_the_jitted_one(data_dir
     """`--config.aot_executable`: the serialized step (here compiled for this machine's own devices, as
     tools/aot_compile.py --save does for a slice) gives the parameters the jitted step gives, and a step compiled
     for another run is refused with the difference named."""
-    from timesformer_jax.aot.compile import executable_meta, save_train_step
+    from timesformer_jax.train.saved_step import executable_meta, save_train_step
     from timesformer_jax.train.experiment import abstract_batches, abstract_state, step_functions
 
     config = tiny_config(data_dir, max_steps=3)

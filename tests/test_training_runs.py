@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from test_training_loop import run_tool, tiny_config
@@ -14,7 +15,8 @@ from test_training_loop import run_tool, tiny_config
 from timesformer_jax.train import loop
 from timesformer_jax.train.checkpointing import Checkpointer, CheckpointLayoutError, CheckpointSaveError
 from timesformer_jax.train.config import config_problems
-from timesformer_jax.train.experiment import build_experiment, checkpoint_dir
+from timesformer_jax.train.experiment import build_experiment
+from timesformer_jax.train.workdir import checkpoint_dir
 from timesformer_jax.train.loop import NonFiniteLossError, WorkdirError, prepare_workdir, train_and_evaluate
 from timesformer_jax.train.run_record import RunConfigError
 from timesformer_jax.train.workdir_lock import LOCK_FILE, WorkdirInUseError, acquire, release
@@ -233,8 +235,42 @@ def test_a_failed_save_names_the_checkpoint_and_what_is_kept(run_copy, monkeypat
 
 
 @pytest.mark.slow
+def test_a_workdir_reads_as_its_params_alone(run_copy, monkeypatch):
+    """`load_pretrained(workdir)` reads only the parameters: no optimizer is built, the values are the full
+    state's, and the files are still verified."""
+    import timesformer_jax
+    from timesformer_jax.train import optimizer
+    from timesformer_jax.train.checkpointing import DamagedCheckpointError
+
+    workdir, config = run_copy
+    exp = build_experiment(config)
+    checkpointer = Checkpointer(checkpoint_dir(workdir))
+    state, _ = checkpointer.restore(exp.abstract, exp.shardings)  # the whole TrainState, the training way
+    checkpointer.close()
+
+    def no_optimizer(*args, **kwargs):
+        raise AssertionError("reading a trained model built an optimizer")
+
+    monkeypatch.setattr(optimizer, "create_optimizer", no_optimizer)
+    loaded = timesformer_jax.load_pretrained(workdir)
+    flat = dict(jax.tree_util.tree_leaves_with_path(loaded.params))
+    for path, value in jax.tree_util.tree_leaves_with_path(state.params):
+        np.testing.assert_array_equal(np.asarray(flat[path]), np.asarray(value))
+    assert len(flat) == len(jax.tree.leaves(state.params))
+
+    latest = max(int(p.name) for p in checkpoint_dir(workdir).iterdir() if p.name.isdigit())
+    target = max((f for f in (checkpoint_dir(workdir) / str(latest) / "state").rglob("*") if f.is_file()
+                  and "manifest" not in f.name), key=lambda f: f.stat().st_size)
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(DamagedCheckpointError, match=f"checkpoint {latest} .* is damaged"):
+        timesformer_jax.load_pretrained(workdir)
+
+
+@pytest.mark.slow
 def test_the_trained_protocol_travels_to_predict_and_export(trained, tmp_path):
-    from timesformer_jax.convert.pretrained import load_pretrained
+    from timesformer_jax.pretrained import load_pretrained
     from timesformer_jax.data.video_io import write_video
     from timesformer_jax.inference.export import export_model
     from timesformer_jax.inference.predict import predict_files
@@ -269,7 +305,7 @@ def test_hf_and_official_checkpoints_carry_their_protocol(tmp_path):
     from transformers import TimesformerConfig, TimesformerForVideoClassification
 
     from timesformer_jax.convert.conversion import convert_to_directory
-    from timesformer_jax.convert.pretrained import load_pretrained
+    from timesformer_jax.pretrained import load_pretrained
 
     torch.manual_seed(0)
     hf_config = TimesformerConfig(image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_hidden_layers=1,

@@ -26,7 +26,7 @@ def main(argv=None) -> int:
                         help="recorded crops along the longer side (default: the checkpoint's)")
     args = parser.parse_args(argv)
 
-    from timesformer_jax.convert.pretrained import load_pretrained
+    from timesformer_jax.pretrained import load_pretrained
     from timesformer_jax.inference.classify import protocol_for, protocol_line
     from timesformer_jax.inference.export import export_model, export_onnx
 

@@ -6,7 +6,7 @@
 The steps are the training loop's own (`train.experiment.step_functions`: same shardings, donation and dtypes),
 lowered with sharded `jax.ShapeDtypeStruct` arguments over the target's compile-only devices, so nothing is
 allocated. Per step and per device: XLA's memory analysis (arguments, outputs, temporaries, aliased), whether it
-fits the chip, FLOPs (XLA's count where the backend gives one, else `bench/flops.py`), the collectives in the
+fits the chip, FLOPs (XLA's count where the backend gives one, else `model/flops.py`), the collectives in the
 compiled HLO, compile time, and a roofline estimate of step time from the chip's published peak figures
 (`aot/chips.py`): the larger of the FLOPs at peak compute (a hard lower bound) and the HBM traffic at peak
 bandwidth, the traffic being XLA's own estimate on TPU ("bytes accessed": every top-level op's operands and
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import pickle
 import re
 import time
 from pathlib import Path
@@ -29,11 +28,11 @@ import ml_collections
 from timesformer_jax.aot.collectives import collectives
 from timesformer_jax.aot.targets import Target, target_devices
 from timesformer_jax.bench.compiled import CompiledCost, compiled_cost
-from timesformer_jax.bench.flops import forward_flops
-from timesformer_jax.integrity import write_atomically
+from timesformer_jax.model.flops import forward_flops
 from timesformer_jax.parallel import create_mesh
 from timesformer_jax.parallel.mesh import MESH_AXES, resolve_mesh_shape
 from timesformer_jax.train.config import model_fields
+from timesformer_jax.train.saved_step import executable_meta, save_train_step
 from timesformer_jax.train.experiment import (abstract_batches, abstract_state, experiment_without_data,
                                               step_functions)
 
@@ -235,36 +234,3 @@ def compile_config(config: ml_collections.ConfigDict, target: Target, *, steps=(
         global_batch=exp.global_batch, eval_batch=exp.eval_global_batch, attention_type=exp.model.attention_type,
         attention_impl=exp.model.attention_impl or "xla", remat=bool(exp.model.remat),
         remat_policy=exp.model.remat_policy, steps=reports)
-
-
-def executable_meta(exp) -> dict:
-    """What a saved train step was compiled for, checked against the run that loads it."""
-    return {"devices": int(exp.mesh.devices.size), "device_kind": exp.mesh.devices.flat[0].device_kind,
-            "mesh": dict(exp.mesh.shape), "global_batch": exp.global_batch, "steps_per_epoch": exp.steps_per_epoch,
-            "total_steps": exp.total_steps, "model": exp.config.model.to_dict(), "jax": jax.__version__}
-
-
-def save_train_step(compiled: jax.stages.Compiled, path: str | Path, meta: dict) -> None:
-    """Serialize a compiled step (`jax.experimental.serialize_executable`) with its argument / result trees and
-    `meta` (`executable_meta`), written whole or not at all."""
-    from jax.experimental.serialize_executable import serialize
-
-    payload, in_tree, out_tree = serialize(compiled)
-    write_atomically(path, pickle.dumps({"executable": payload, "in_tree": in_tree, "out_tree": out_tree,
-                                         "meta": meta}))
-
-
-def load_train_step(path: str | Path, expected_meta: dict | None = None) -> jax.stages.Compiled:
-    """The compiled step `save_train_step` wrote, loaded onto this process's devices. With `expected_meta`
-    (`executable_meta` of the run), a step compiled for anything else (devices, mesh, batch, schedule length,
-    model, jax version) is a ValueError naming the difference. Only load files you made: unpickling runs code."""
-    from jax.experimental.serialize_executable import deserialize_and_load
-
-    saved = pickle.loads(Path(path).read_bytes())
-    if expected_meta is not None:
-        differences = [f"{key}: compiled for {saved['meta'].get(key)!r}, this run has {value!r}"
-                       for key, value in expected_meta.items() if saved["meta"].get(key) != value]
-        if differences:
-            raise ValueError(f"the compiled train step {path} does not match this run (" + "; ".join(differences)
-                             + "): recompile it with tools/aot_compile.py --save")
-    return deserialize_and_load(saved["executable"], saved["in_tree"], saved["out_tree"])

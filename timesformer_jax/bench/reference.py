@@ -4,7 +4,7 @@ torch and transformers come with the `test` extra (`pip install -e ".[test]"`, w
 without them the benchmark reports our side only. The reference runs eagerly in float32 on CPU with
 `torch.set_num_threads(threads)` -- by default as many threads as JAX's CPU client uses, i.e. every core.
 
-HF implements the schemes marked `official` in `model/attention.py` (`REFERENCE_SCHEMES`: divided, joint and
+HF implements the schemes marked `official` in `model/schemes.py` (`REFERENCE_SCHEMES`: divided, joint and
 space-only attention); the paper's sparse local-global and axial schemes have no PyTorch reference.
 """
 from __future__ import annotations

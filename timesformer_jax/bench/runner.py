@@ -16,7 +16,7 @@ import numpy as np
 
 from timesformer_jax.bench.cases import BenchCase
 from timesformer_jax.bench.compiled import CompiledCost, compiled_steps
-from timesformer_jax.bench.flops import forward_flops
+from timesformer_jax.model.flops import forward_flops
 from timesformer_jax.bench.reference import reference_available, reference_calls
 from timesformer_jax.bench.timing import Timing, time_calls
 from timesformer_jax.model import REFERENCE_SCHEMES, TimeSformer

@@ -1,5 +1,5 @@
-"""Checkpoint readers, ViT -> TimeSformer inflation, and our converted-checkpoint format."""
+"""Checkpoint readers, ViT -> TimeSformer inflation, and the converted-checkpoint format. The one-call loader of
+any checkpoint (converted or trained) is `timesformer_jax.load_pretrained`, above this package."""
 from timesformer_jax.convert.conversion import convert_checkpoint, convert_to_directory
-from timesformer_jax.convert.pretrained import PretrainedTimeSformer, load_pretrained
 
-__all__ = ["PretrainedTimeSformer", "convert_checkpoint", "convert_to_directory", "load_pretrained"]
+__all__ = ["convert_checkpoint", "convert_to_directory"]

@@ -17,7 +17,7 @@ import numpy as np
 
 from timesformer_jax.convert.readers import SourceCheckpoint
 from timesformer_jax.model import TimeSformer, apply_overrides, preset_config
-from timesformer_jax.model.attention import scheme_of_parameters
+from timesformer_jax.model.schemes import scheme_of_parameters
 
 VIT_HEAD_DIM = 64  # ViT-B (768 = 12 x 64) and ViT-L (1024 = 16 x 64)
 _ARCHITECTURE = ("hidden_size", "depth", "patch_size", "in_channels", "mlp_dim", "qkv_bias")

@@ -3,7 +3,7 @@ in-process build, spread over Beam's workers (the local multi-process runner, Da
 
 TFDS runs it when a build is given Beam options (`DownloadConfig(beam_options=...)`, `tools/build_dataset.py
 --beam_options`): `LocalVideoBuilder._generate_examples` then returns `examples_from_videos(...)` instead of a
-generator. Each video becomes one example through `builders.video_example`, exactly as in process. A video that
+generator. Each video becomes one example through `video_examples.example_or_skip`, exactly as in process. A video that
 cannot be decoded goes to the `skipped` output, one `split<TAB>video_id<TAB>reason` line, written as text shards
 under `<dataset dir>/skipped-beam/` (a video kept in part, to the `partial` output and `partial-beam/`), and is counted by the Beam counter `timesformer_jax:skipped_videos`
 (examples: `timesformer_jax:examples`); when the pipeline has finished, `collect_skipped` appends the shards'
@@ -18,6 +18,8 @@ from pathlib import Path
 import apache_beam as beam
 import tensorflow as tf
 
+from timesformer_jax.data.video_examples import example_or_skip
+
 COUNTER_NAMESPACE = "timesformer_jax"
 
 
@@ -28,8 +30,6 @@ class DecodeVideo(beam.DoFn):
         self.split, self.short_side, self.jpeg_quality = split, short_side, jpeg_quality
 
     def process(self, entry):
-        from timesformer_jax.data.builders import example_or_skip
-
         result = example_or_skip(entry, self.short_side, self.jpeg_quality)
         if isinstance(result, str):
             beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "skipped_videos").inc()

@@ -36,9 +36,8 @@ import tensorflow_datasets as tfds  # noqa: E402
 from timesformer_jax.data import annotations  # noqa: E402
 from timesformer_jax.data.source_files import describe_changes, list_sources, read_sources, write_sources  # noqa: E402
 from timesformer_jax.data.synthetic_motion import CLASSES, SIZES, write_synthetic_motion  # noqa: E402
-from timesformer_jax.data.video_io import VideoReadError, decode_video  # noqa: E402
+from timesformer_jax.data.video_examples import example_or_skip  # noqa: E402
 from timesformer_jax.data.work_pool import ordered_map  # noqa: E402
-from timesformer_jax.user_files import printable  # noqa: E402
 
 SKIPPED_FILE = "skipped.tsv"
 PARTIAL_FILE = "partial.tsv"  # videos kept with what decoded, and why they fell short
@@ -60,32 +59,6 @@ def with_short_side(config: VideoConfig, short_side: int) -> VideoConfig:
     if short_side == config.short_side:
         return config
     return dataclasses.replace(config, name=f"{config.name}_short{short_side}", short_side=short_side)
-
-
-def video_example(entry: annotations.Entry, short_side: int, jpeg_quality: int) -> tuple[dict, str | None]:
-    """(one stored example, why it is partial or None). The example: every frame of the video as displayed
-    (shorter side at most `short_side`) as a JPEG, its label, id and frame rate; it is partial when the file read
-    only in part (frames missing against its header, corrupt packets skipped, a mid-stream size change).
-    VideoReadError when the file cannot be decoded at all. Shared by the in-process and Beam builds."""
-    video = decode_video(entry.path, short_side)
-    example = {
-        "video": [tf.io.encode_jpeg(frame, quality=jpeg_quality).numpy() for frame in video.frames],
-        "label": entry.label,
-        "video_id": entry.video_id,
-        "fps": video.fps,
-    }
-    return example, "; ".join(video.problems) or None
-
-
-def example_or_skip(entry: annotations.Entry, short_side: int, jpeg_quality: int):
-    """`video_example(...)`, or the reason the video is skipped (a string naming the file): whatever goes wrong
-    with one file stays that file's skip line."""
-    try:
-        return video_example(entry, short_side, jpeg_quality)
-    except VideoReadError as e:
-        return str(e)
-    except Exception as e:  # noqa: BLE001 - one file's failure never stops the build
-        return f"{printable(str(entry.path))}: {type(e).__name__}: {e}"
 
 
 class LocalVideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):

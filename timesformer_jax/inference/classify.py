@@ -67,7 +67,7 @@ def protocol_for(module, protocol: dict | None = None, **overrides):
     `timesformer_jax.protocol.PROTOCOL_KEYS`), else the official Kinetics-400 test (8 x 32 dense sampling at 30
     fps, 1 x 3 views, mean/std 0.45/0.225), with the module's frames and crop size; `overrides` are `ClipConfig`
     fields (`sampling_rate`, `num_temporal_views`, `num_spatial_crops`, `antialias`, ...)."""
-    from timesformer_jax.data.pipeline import ClipConfig
+    from timesformer_jax.data.clip_config import ClipConfig
 
     grid_h, grid_w = module.config_grid
     if grid_h != grid_w:

@@ -77,7 +77,7 @@ def load_for_inference(checkpoint: str, *, dtype: str = "auto", num_heads: int |
     `num_heads` when the checkpoint cannot tell it."""
     import jax.numpy as jnp
 
-    from timesformer_jax.convert.pretrained import load_pretrained
+    from timesformer_jax.pretrained import load_pretrained
 
     dtype = inference_dtype(dtype)
     overrides = {"dtype": jnp.dtype(dtype), **({"num_heads": num_heads} if num_heads is not None else {})}

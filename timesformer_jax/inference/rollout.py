@@ -90,7 +90,7 @@ def stage_transition(stage, weights: np.ndarray, token_ids: np.ndarray, num_cls:
 def rollout_from_weights(scheme, weights: list[list[np.ndarray]], frames: int, grid_h: int, grid_w: int,
                          residual: bool = True) -> AttentionRollout:
     """The rollout of captured `weights` (per block, per stage) of one clip of `frames` frames on a
-    grid_h x grid_w patch grid, under attention `scheme` (`model.attention.Scheme`)."""
+    grid_h x grid_w patch grid, under attention `scheme` (`model.schemes.Scheme`)."""
     num_cls = scheme.cls_tokens(frames)
     num_tokens = num_cls + frames * grid_h * grid_w
     token_ids = num_cls + np.arange(frames * grid_h * grid_w).reshape(scheme.token_grid(1, frames, grid_h, grid_w, 1)[:4])

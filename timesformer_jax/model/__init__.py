@@ -1,5 +1,6 @@
 """The TimeSformer model: attention schemes, blocks, presets."""
-from timesformer_jax.model.attention import ATTENTION_TYPES, REFERENCE_SCHEMES, SCHEMES, Scheme, Stage, get_scheme
+from timesformer_jax.model.schemes import (ATTENTION_TYPES, REFERENCE_SCHEMES, SCHEMES, Grouping, Scheme, Stage, get_scheme,
+                                           register_scheme, unregister_scheme)
 from timesformer_jax.model.presets import (
     MODEL_FIELDS,
     PRESETS,
@@ -15,9 +16,12 @@ __all__ = [
     "ATTENTION_TYPES",
     "SCHEMES",
     "REFERENCE_SCHEMES",
+    "Grouping",
     "Scheme",
     "Stage",
     "get_scheme",
+    "register_scheme",
+    "unregister_scheme",
     "TreeMismatch",
     "abstract_params",
     "abstract_variables",

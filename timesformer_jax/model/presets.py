@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from timesformer_jax.model.attention import get_scheme
+from timesformer_jax.model.schemes import get_scheme
 from timesformer_jax.model.timesformer import TimeSformer
 
 _VIT_B16 = dict(patch_size=16, hidden_size=768, depth=12, num_heads=12, mlp_dim=3072)

@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from timesformer_jax.model.attention import Attention, Scheme, Stage, dense_init, get_scheme, logical_dense
+from timesformer_jax.model.attention import Attention, dense_init, logical_dense
+from timesformer_jax.model.schemes import Scheme, Stage, get_scheme
 from timesformer_jax.model.embeddings import resize_pos_embed, resize_time_embed
 
 Dtype = Any

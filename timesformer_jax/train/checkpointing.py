@@ -212,9 +212,10 @@ class Checkpointer:
         """Multi-host runs: every host reached the preemption sync point (jax.distributed's notice)."""
         return self.manager.reached_preemption(step)
 
-    def layout_difference(self, step: int, abstract_state) -> str | None:
+    def layout_difference(self, step: int, abstract_state, item: str | None = None) -> str | None:
         """None when checkpoint `step` stores arrays of the shapes and dtypes `abstract_state` has (read from its
-        metadata, no array is loaded); else what differs. Unreadable metadata is left to the restore."""
+        metadata, no array is loaded); else what differs. `item`: compare only that entry of the stored state
+        (e.g. "params"). Unreadable metadata is left to the restore."""
         try:
             stored = self.manager.item_metadata(step).state
         except Exception:
@@ -222,6 +223,10 @@ class Checkpointer:
         stored = getattr(stored, "tree", stored)
         if stored is None:
             return None
+        if item is not None:
+            stored = stored.get(item) if isinstance(stored, dict) else None
+            if stored is None:
+                return f"it stores no {item!r}"
         have, want = _shape_counts(stored), _shape_counts(abstract_state)
         if have == want:
             return None
@@ -240,17 +245,24 @@ class Checkpointer:
                 f"config's ({difference}); nothing was moved. Use the config the run was trained with (the "
                 "workdir's config.json), or another --workdir")
 
+    def _file_problem(self, step: int) -> str | None:
+        """What is wrong with the files of checkpoint `step` against its manifest, or None. A step without a
+        manifest is damaged when another step of the run has one (only checkpoints saved before manifests existed
+        have none)."""
+        directory = self.directory / str(step)
+        if has_manifest(directory):
+            return verify_manifest(directory)
+        if any(has_manifest(self.directory / str(other)) for other in self.all_steps()):
+            return "its manifest.json is missing, while the run's other checkpoints have one"
+        return None
+
     def problem(self, step: int, abstract_state, shardings):
         """(None, (state, meta)) when checkpoint `step` verifies, restores and is finite; else (what is wrong,
         None). A step without a manifest is damaged when another step of the run has one (only checkpoints
         saved before manifests existed have none); those are only restored and checked finite."""
-        directory = self.directory / str(step)
-        if has_manifest(directory):
-            problem = verify_manifest(directory)
-            if problem is not None:
-                return problem, None
-        elif any(has_manifest(self.directory / str(other)) for other in self.all_steps()):
-            return "its manifest.json is missing, while the run's other checkpoints have one", None
+        problem = self._file_problem(step)
+        if problem is not None:
+            return problem, None
         target = with_shardings(abstract_state, shardings)
         try:
             restored = self.manager.restore(
@@ -278,6 +290,39 @@ class Checkpointer:
         if problem is not None:
             raise DamagedCheckpointError(f"checkpoint {step} in {self.directory} is damaged ({problem})")
         return restored
+
+    def restore_params(self, abstract_params, step: int | None = None) -> tuple[dict, dict] | None:
+        """(params as host numpy arrays, meta) of checkpoint `step` (default: the latest), or None when there is
+        none. Only the parameters are read: no optimizer, mesh or device placement is needed (a trained model for
+        inference). The files are verified against the manifest first; CheckpointLayoutError when the stored
+        parameters are not `abstract_params`' shapes, DamagedCheckpointError when they do not verify, cannot be
+        read or hold non-finite values."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            return None
+        if step not in self.manager.all_steps():
+            raise FileNotFoundError(f"no checkpoint for step {step} in {self.directory}; have {self.all_steps()}")
+        difference = self.layout_difference(step, abstract_params, item="params")
+        if difference is not None:
+            raise CheckpointLayoutError(f"checkpoint {step} in {self.directory} holds parameters of another model "
+                                        f"than its run's config ({difference})")
+        problem = self._file_problem(step)
+        directory = self.directory / str(step)
+        if problem is None:
+            as_host = jax.tree.map(lambda a: ocp.ArrayRestoreArgs(restore_type=np.ndarray, dtype=a.dtype),
+                                   abstract_params)
+            try:
+                params = ocp.PyTreeCheckpointHandler().restore(directory / "state", args=ocp.args.PyTreeRestore(
+                    item={"params": abstract_params}, restore_args={"params": as_host}, partial_restore=True))["params"]
+                meta = ocp.JsonCheckpointHandler().restore(directory / "meta")
+            except Exception as e:  # TensorStore, orbax and JSON errors alike: the file cannot be read as saved
+                first_line = (str(e).strip().splitlines() or [""])[0][:200]
+                problem = f"cannot be read: {type(e).__name__}: {first_line}"
+            else:
+                problem = non_finite_report(params) if isinstance(meta, dict) else "meta is not a JSON object"
+        if problem is not None:
+            raise DamagedCheckpointError(f"checkpoint {step} in {self.directory} is damaged ({problem})")
+        return params, meta
 
     def restore_intact(self, abstract_state, shardings, log: Callable[[str], None]):
         """(state, meta) of the newest checkpoint that verifies, or None when there is none at all. Each damaged

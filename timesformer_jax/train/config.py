@@ -6,6 +6,8 @@
     config.optimizer  OptimizerConfig fields: any optax optimizer by name, its args (the paper's SGD by default)
     config.schedule   ScheduleConfig fields: step_decay (the paper's), warmup_cosine or constant
     config.mesh       sizes of the data / fsdp / tensor axes (-1: the remaining devices)
+    config.sharding   the logical-axis rules (logical name -> mesh axes) and whether a dimension the mesh does
+                      not divide may be replicated (default: an error)
     config.checkpoint save interval and how many to keep
     top level         global batch sizes, label smoothing, seed, init checkpoint, eval / log intervals
 
@@ -21,8 +23,9 @@ from pathlib import Path
 
 import ml_collections
 
-from timesformer_jax.data.pipeline import ClipConfig
+from timesformer_jax.data.clip_config import ClipConfig
 from timesformer_jax.model.presets import PRESETS, check_model_fields
+from timesformer_jax.parallel.rules import LOGICAL_AXIS_RULES, rules_as_mapping, rules_from_mapping
 from timesformer_jax.train.optimizer import RECIPE_ARGS, OptimizerConfig, ScheduleConfig
 
 _CLIP_FROM_MODEL = ("num_frames", "crop_size")
@@ -71,6 +74,8 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.schedule = ml_collections.ConfigDict(_dataclass_defaults(ScheduleConfig))
 
     config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    config.sharding = ml_collections.ConfigDict(dict(rules=rules_as_mapping(LOGICAL_AXIS_RULES),
+                                                     replicate_indivisible=False))
     config.checkpoint = ml_collections.ConfigDict(dict(every_steps=1000, keep=3))
 
     config.batch_size = 64  # global, over all hosts and devices (the official 8 GPUs x 8)
@@ -106,6 +111,11 @@ def optimizer_config(config: ml_collections.ConfigDict) -> OptimizerConfig:
 
 def schedule_config(config: ml_collections.ConfigDict) -> ScheduleConfig:
     return ScheduleConfig(**_dataclass_fields(config.schedule))
+
+
+def sharding_rules(config: ml_collections.ConfigDict) -> tuple:
+    """The run's logical-axis rules (`config.sharding.rules`) as flax takes them."""
+    return rules_from_mapping(config.sharding.rules)
 
 
 def model_fields(config: ml_collections.ConfigDict) -> dict:
@@ -146,6 +156,7 @@ _RULES = (
     ("schedule.warmup_epochs", lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
     ("schedule.decay_factor", lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
     ("eval_aggregation", lambda v: v in ("logits", "softmax"), "'logits' or 'softmax'"),
+    ("sharding.replicate_indivisible", lambda v: isinstance(v, bool), "True or False"),
     ("dataset.layout", lambda v: v in ("tfds", "frames"), "'tfds' or 'frames'"),
     *((f"mesh.{axis}", lambda v: _is_int(v) and (v == -1 or v > 0), "-1 (the remaining devices) or a positive integer")
       for axis in ("data", "fsdp", "tensor")),
@@ -183,6 +194,10 @@ def config_problems(config: ml_collections.ConfigDict) -> list[str]:
                 build(config)
             except (TypeError, ValueError) as e:
                 problems.append(f"config.{section}: {e}")
+    try:
+        sharding_rules(config)
+    except ValueError as e:
+        problems.append(str(e))
     return problems
 
 

@@ -5,7 +5,6 @@ Shared by training and evaluation, so both read a config the same way.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -14,11 +13,12 @@ import numpy as np
 
 from timesformer_jax.data.builders import prepared_builder
 from timesformer_jax.data.frame_store import FrameStore, frame_store_dir
-from timesformer_jax.data.pipeline import ClipConfig
+from timesformer_jax.data.clip_config import ClipConfig
 from timesformer_jax.model import TimeSformer
 from timesformer_jax.model.presets import check_model_fields
 from timesformer_jax.parallel import batch_sharding, create_mesh, with_shardings
-from timesformer_jax.train.config import check_config, clip_config, model_fields, optimizer_config, schedule_config
+from timesformer_jax.train.config import (check_config, clip_config, model_fields, optimizer_config, schedule_config,
+                                         sharding_rules)
 from timesformer_jax.train.optimizer import create_optimizer
 from timesformer_jax.train.state import StepConfig, TrainState, make_eval_step, make_train_step, state_shardings
 
@@ -41,6 +41,7 @@ class Experiment:
     schedule: object
     shardings: TrainState
     abstract: TrainState
+    rules: tuple  # the logical-axis rules (config.sharding.rules) every step and constraint resolves against
 
     @property
     def video_shape(self) -> tuple[int, ...]:
@@ -163,13 +164,15 @@ def experiment_without_data(config: ml_collections.ConfigDict, mesh: jax.shardin
                          f"optimizer step of {config.batch_size * optim.accumulation_steps} clips")
     optimizer, schedule = create_optimizer(optim, config.batch_size * optim.accumulation_steps,
                                            steps_per_epoch // optim.accumulation_steps, schedule_config(config))
-    shardings, abstract = state_shardings(model, optimizer, mesh, init_video_shape(mesh, clip))
+    rules = sharding_rules(config)
+    shardings, abstract = state_shardings(model, optimizer, mesh, init_video_shape(mesh, clip), rules,
+                                          config.sharding.replicate_indivisible)
     return Experiment(
         config=config, model=model, mesh=mesh, builder=builder, class_names=class_names, clip=clip,
         global_batch=config.batch_size, local_batch=local_batch, eval_global_batch=config.eval_batch_size,
         eval_local_batch=eval_local_batch, steps_per_epoch=steps_per_epoch,
         total_steps=optim.epochs * steps_per_epoch, optimizer=optimizer, schedule=schedule,
-        shardings=shardings, abstract=abstract,
+        shardings=shardings, abstract=abstract, rules=rules,
     )
 
 
@@ -177,8 +180,8 @@ def step_functions(exp: Experiment) -> tuple:
     """(train_step, eval_step) of `exp`, jitted with its shardings: what the training loop runs and what
     ahead-of-time compilation compiles."""
     config = step_config(exp)
-    return (make_train_step(exp.model, exp.optimizer, exp.schedule, exp.mesh, exp.shardings, config),
-            make_eval_step(exp.model, exp.mesh, exp.shardings, config))
+    return (make_train_step(exp.model, exp.optimizer, exp.schedule, exp.mesh, exp.shardings, config, exp.rules),
+            make_eval_step(exp.model, exp.mesh, exp.shardings, config, exp.rules))
 
 
 def step_config(exp: Experiment) -> StepConfig:
@@ -204,7 +207,3 @@ def abstract_batches(exp: Experiment) -> tuple[dict, jax.ShapeDtypeStruct]:
 def abstract_state(exp: Experiment) -> TrainState:
     """The train state as sharded `jax.ShapeDtypeStruct`s."""
     return with_shardings(exp.abstract, exp.shardings)
-
-
-def checkpoint_dir(workdir: str | Path) -> Path:
-    return Path(workdir).absolute() / "checkpoints"

@@ -39,7 +39,7 @@ from timesformer_jax.protocol import protocol_of_clip
 from timesformer_jax.train.checkpointing import BEST_METRIC, Checkpointer, has_checkpoints
 from timesformer_jax.train.config import check_config
 from timesformer_jax.train.evaluation import evaluate, write_eval_reports
-from timesformer_jax.train.experiment import (Experiment, build_experiment, checkpoint_dir, epoch_seed, step_config,
+from timesformer_jax.train.experiment import (Experiment, build_experiment, epoch_seed, step_config,
                                               step_functions)
 from timesformer_jax.train.metric_writers import MetricWriter, read_history
 from timesformer_jax.train.preemption import stop_on_signals
@@ -48,6 +48,7 @@ from timesformer_jax.train.progress import ProgressBar, format_duration
 from timesformer_jax.train.resolved_config import resolve_config
 from timesformer_jax.train.run_record import check_rerun, read_stored_config, record_config
 from timesformer_jax.train.state import STATE_FINITE, create_train_state, make_eval_step
+from timesformer_jax.train.workdir import checkpoint_dir
 from timesformer_jax.train.workdir_lock import workdir_lock
 
 CURVES_FILE = "curves.png"
@@ -102,13 +103,13 @@ def _print_on_main(message: str) -> None:
 
 def _initial_state(exp: Experiment, log: Callable[[str], None]):
     state = create_train_state(exp.model, exp.optimizer, exp.mesh, exp.video_shape, seed=exp.config.seed,
-                               shardings=exp.shardings)
+                               shardings=exp.shardings, rules=exp.rules)
     if not exp.config.init_checkpoint:
         return state
     pretrained = read_pretrained(exp.config.init_checkpoint, exp.config.model.to_dict(), log)
     params = fit_pretrained(pretrained, state.params, log)
     return create_train_state(exp.model, exp.optimizer, exp.mesh, exp.video_shape, init_params=params,
-                              shardings=exp.shardings)
+                              shardings=exp.shardings, rules=exp.rules)
 
 
 def run_evaluation(exp: Experiment, params, eval_step, step: int, directory: Path, log: Callable[[str], None],
@@ -199,13 +200,13 @@ def _restore_or_initialise(exp: Experiment, checkpointer: Checkpointer, log) -> 
 
 def _precompiled_train_step(exp: Experiment, path: str, log) -> Callable:
     """The train step `tools/aot_compile.py --save` compiled for this run, instead of compiling it here."""
-    from timesformer_jax.aot.compile import executable_meta, load_train_step
+    from timesformer_jax.train.saved_step import executable_meta, load_train_step
 
     compiled = load_train_step(path, executable_meta(exp))
     log(f"train step: the precompiled executable {path}")
 
     def run(state, batch):
-        with sharding_context(exp.mesh):
+        with sharding_context(exp.mesh, exp.rules):
             return compiled(state, batch)
 
     return run
@@ -429,7 +430,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, 
         raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first (tools/train.py)")
     state, _ = restored
     step = int(state.step)
-    eval_step = make_eval_step(exp.model, exp.mesh, exp.shardings, step_config(exp))
+    eval_step = make_eval_step(exp.model, exp.mesh, exp.shardings, step_config(exp), exp.rules)
     metrics = run_evaluation(exp, state.params, eval_step, step, workdir / f"eval_step{step}", log)
     log(f"reports: {workdir / f'eval_step{step}'}")
     return step, metrics

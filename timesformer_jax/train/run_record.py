@@ -29,7 +29,7 @@ RESUMABLE_FIELDS = (
     "optimizer.base_learning_rate", "optimizer.reference_batch_size", "optimizer.weight_decay", "optimizer.epochs",
     "optimizer.clip_grad_norm", "schedule.*", "max_steps",
     "eval_every_epochs", "log_every_steps", "checkpoint.*",
-    "batch_size", "eval_batch_size", "shuffle_buffer", "mesh.*", "aot_executable",
+    "batch_size", "eval_batch_size", "shuffle_buffer", "mesh.*", "sharding.*", "aot_executable",
     "model.dtype", "model.remat", "model.remat_policy", "model.attention_impl", "model.drop_path_rate",
     "model.dropout_rate", "model.time_embed_init_std", "model.temporal_fc_init_std",
     "dataset.data_dir", "dataset.layout", "dataset.eval_split",

@@ -1,8 +1,11 @@
 """Train state created directly on its shardings, and the jitted train / eval steps.
 
-The state is (step, params, opt_state). `create_train_state` jits the initialisation with the rules' parameter
-shardings as outputs, so each device materialises only its shards (no full copy on one device); optimizer state
-leaves take the sharding of the parameter they mirror.
+The state is (step, params, opt_state). Its shardings come from the real initialisation traced abstractly
+(`jax.eval_shape` of `_state_init` keeping the boxes): the parameters keep their `nn.Partitioned` logical names, the optimizer's
+init runs on those boxed parameters, so every moment carries the names of the parameter it mirrors (by structure,
+not by key names), and the logical rules map the names onto the mesh (`parallel.logical_shardings`).
+`create_train_state` jits the same initialisation with those shardings as outputs, so each device materialises
+only its shards (no full copy on one device).
 """
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from timesformer_jax.data.device_input import MEAN, STD, normalise_on_device
-from timesformer_jax.model import TimeSformer, abstract_variables
-from timesformer_jax.parallel import batch_sharding, param_shardings, sharding_context
+from timesformer_jax.model import TimeSformer
+from timesformer_jax.parallel import LOGICAL_AXIS_RULES, batch_sharding, logical_shardings, sharding_context
 from timesformer_jax.train.losses import cross_entropy, top_k_correct
 
 
@@ -29,48 +32,45 @@ class TrainState:
     opt_state: Any
 
 
-def _mirror_shardings(opt_state_abstract, params_shardings, mesh: Mesh):
-    """Sharding of each optimizer-state leaf: that of the parameter whose path ends its own, else replicated."""
-    by_path = {jax.tree_util.keystr(p): s for p, s in jax.tree_util.tree_leaves_with_path(params_shardings)}
-    replicated = NamedSharding(mesh, PartitionSpec())
+def _state_init(model: TimeSformer, optimizer: optax.GradientTransformation, video_shape, keep_boxes: bool = False):
+    """rng -> the initial TrainState. With `keep_boxes`, the parameters, and the optimizer state built from them,
+    keep their `nn.Partitioned` logical names (what the shardings are read from, traced abstractly); without,
+    the same initialisation on plain arrays (what runs)."""
 
-    def pick(path, leaf):
-        key = jax.tree_util.keystr(path)
-        for param_path, sharding in by_path.items():
-            if key.endswith(param_path) and len(sharding.spec) <= leaf.ndim:
-                return sharding
-        return replicated
+    def init(rng):
+        params = model.init(rng, jnp.zeros(video_shape, jnp.float32))["params"]
+        if not keep_boxes:
+            params = nn.unbox(params)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
 
-    return jax.tree_util.tree_map_with_path(pick, opt_state_abstract)
+    return init
 
 
-def state_shardings(model: TimeSformer, optimizer: optax.GradientTransformation, mesh: Mesh, video_shape):
-    """(TrainState of NamedShardings, abstract TrainState) for `model` on `mesh`."""
-    boxed = abstract_variables(model, video_shape)
-    params_sharding = param_shardings(boxed, mesh)["params"]
-    params_abstract = nn.unbox(boxed)["params"]
-    opt_abstract = jax.eval_shape(optimizer.init, params_abstract)
+def state_shardings(model: TimeSformer, optimizer: optax.GradientTransformation, mesh: Mesh, video_shape,
+                    rules=LOGICAL_AXIS_RULES, replicate_indivisible: bool = False):
+    """(TrainState of NamedShardings, abstract TrainState) for `model` on `mesh` under the logical `rules`.
+    IndivisibleDimensionError when a dimension does not divide over its mesh axes (unless
+    `replicate_indivisible`)."""
+    boxed = jax.eval_shape(_state_init(model, optimizer, video_shape, keep_boxes=True), jax.random.key(0))
     shardings = TrainState(
         step=NamedSharding(mesh, PartitionSpec()),
-        params=params_sharding,
-        opt_state=_mirror_shardings(opt_abstract, params_sharding, mesh),
+        params=logical_shardings(boxed.params, mesh, rules, replicate_indivisible),
+        # a moment has its parameter's shape, so it divides as its parameter does; a statistic of another shape
+        # that kept the parameter's box (adafactor's factored rows) is replicated where it does not divide
+        opt_state=logical_shardings(boxed.opt_state, mesh, rules, replicate_indivisible=True),
     )
-    abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abstract, opt_state=opt_abstract)
-    return shardings, abstract
+    return shardings, nn.unbox(boxed)
 
 
-def create_train_state(model, optimizer, mesh, video_shape, seed: int = 0, init_params=None, shardings=None):
+def create_train_state(model, optimizer, mesh, video_shape, seed: int = 0, init_params=None, shardings=None,
+                       rules=LOGICAL_AXIS_RULES):
     """A TrainState initialised on its shardings (`state_shardings`, computed when not given). `init_params`
     (host arrays, e.g. a converted ViT) replace the random initialisation; they are placed shard by shard."""
     if shardings is None:
-        shardings, _ = state_shardings(model, optimizer, mesh, video_shape)
-
-    def init(rng):
-        params = nn.unbox(model.init(rng, jnp.zeros(video_shape, jnp.float32))["params"])
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
-
-    with sharding_context(mesh):
+        shardings, _ = state_shardings(model, optimizer, mesh, video_shape, rules)
+    with sharding_context(mesh, rules):
         if init_params is None:
+            init = _state_init(model, optimizer, video_shape)
             return jax.jit(init, out_shardings=shardings)(jax.random.key(seed))
         params = jax.device_put(init_params, shardings.params)
         opt_state = jax.jit(optimizer.init, out_shardings=shardings.opt_state)(params)
@@ -98,7 +98,8 @@ def all_finite(tree) -> jax.Array:
     return jnp.stack(checks).all().astype(jnp.float32) if checks else jnp.float32(1)
 
 
-def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings: TrainState, config=StepConfig()):
+def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings: TrainState, config=StepConfig(),
+                    rules=LOGICAL_AXIS_RULES):
     """jit(train_step): (state, batch{'video','label'}) -> (state, metrics). State buffers are donated. Metrics:
     loss, accuracy, grad_norm, learning_rate and STATE_FINITE (whether the updated params and optimizer state are
     all finite, so that a non-finite state is never saved).
@@ -126,31 +127,31 @@ def make_train_step(model, optimizer, schedule: Callable, mesh: Mesh, shardings:
 
     data = batch_sharding(mesh)
     jitted = jax.jit(train_step, in_shardings=(shardings, data), out_shardings=(shardings, None), donate_argnums=0)
-    return _under_mesh(jitted, mesh)
+    return _under_mesh(jitted, mesh, rules)
 
 
-def _under_mesh(jitted, mesh: Mesh) -> Callable:
+def _under_mesh(jitted, mesh: Mesh, rules=LOGICAL_AXIS_RULES) -> Callable:
     """`jitted` called under the mesh and rules (`sharding_context`). Its `.lower(*args)` lowers it the same way
     without running: `.compile()` then gives XLA's cost and memory analysis, and arguments may be
     `jax.ShapeDtypeStruct`s, so nothing is allocated."""
 
     def run(*args):
-        with sharding_context(mesh):
+        with sharding_context(mesh, rules):
             return jitted(*args)
 
     def lower(*args):
-        with sharding_context(mesh):
+        with sharding_context(mesh, rules):
             return jitted.lower(*args)
 
     run.lower = lower
     return run
 
 
-def make_eval_step(model, mesh: Mesh, shardings: TrainState, config=StepConfig()):
+def make_eval_step(model, mesh: Mesh, shardings: TrainState, config=StepConfig(), rules=LOGICAL_AXIS_RULES):
     """jit(eval_step): (params, video) -> logits (B, C) float32, batch-sharded. uint8 video is normalised
     inside with `config.mean` / `config.std`."""
     data = batch_sharding(mesh)
     jitted = jax.jit(lambda params, video: model.apply({"params": params},
                                                        normalise_on_device(video, config.mean, config.std)),
                      in_shardings=(shardings.params, data), out_shardings=data)
-    return _under_mesh(jitted, mesh)
+    return _under_mesh(jitted, mesh, rules)

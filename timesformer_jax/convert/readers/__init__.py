@@ -21,7 +21,7 @@ from timesformer_jax.convert.readers.hf_timesformer import hf_key_to_official, r
 from timesformer_jax.convert.readers.hf_vit import read_hf_vit_checkpoint
 from timesformer_jax.convert.readers.official import unwrap_official_checkpoint
 from timesformer_jax.convert.readers.torch_pickle import load_torch_file
-from timesformer_jax.model.attention import stage_parameter_prefixes
+from timesformer_jax.model.schemes import stage_parameter_prefixes
 
 SOURCES = ("npz", "timm", "hf", "official")
 

@@ -18,7 +18,7 @@ from timesformer_jax.convert.readers.hf_files import (
     read_hf_weights,
     require_exact_gelu,
 )
-from timesformer_jax.model.attention import SCHEMES
+from timesformer_jax.model.schemes import SCHEMES
 
 # HF module path inside a layer -> official module path inside a block.
 _LAYER_NAMES = {

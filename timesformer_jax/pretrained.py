@@ -1,4 +1,8 @@
-"""`load_pretrained(path)`: one call from a checkpoint on disk to a model that classifies clips."""
+"""`load_pretrained(path)`: one call from a checkpoint on disk to a model that classifies clips.
+
+The front door above both ways a checkpoint is made: conversion (`convert/`: official, HF, timm, npz, converted
+directories) and training (`train/workdir.py`: a training workdir's parameters).
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -15,6 +19,7 @@ from timesformer_jax.convert.hub import hub_snapshot, looks_like_hub_id
 from timesformer_jax.model import MODEL_FIELDS, TimeSformer, apply_overrides
 from timesformer_jax.model.params import TreeMismatch, abstract_params, flat_shapes
 from timesformer_jax.protocol import check_protocol
+from timesformer_jax.train.workdir import is_training_workdir, read_training_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +97,6 @@ def load_pretrained(path: str | Path, revision: str | None = None, **overrides) 
         protocol = conversion.get("protocol", conversion.get("report", {}).get("protocol"))
         return _stored_model(path, fields, params, conversion.get("report", {}).get("class_names"), overrides,
                              "need a new conversion (tools/convert.py)", protocol)
-    from timesformer_jax.train.workdir import is_training_workdir, read_training_checkpoint
-
     if is_training_workdir(path):
         fields, params, names, protocol = read_training_checkpoint(path)
         return _stored_model(path, fields, params, names, overrides, "do not apply to a trained model", protocol)

@@ -9,7 +9,7 @@ For a clip of T frames on an h x w patch grid (N = h*w), width D and MLP width M
 tokens into groups of length L (cls copies included where the stage carries the cls token); a stage over `n`
 token rows in `G` groups of length L costs `n * 8 D^2` for q, k, v and the output projection, plus
 `G * 4 L^2 D` for the scores and the weighted sum. The group layouts come from the scheme's description
-(`model/attention.py`), so a new scheme is counted without code here; the tests check them against the paper's
+(`model/schemes.py`), so a new scheme is counted without code here; the tests check them against the paper's
 layouts (Section 3), written out by hand, and the total against XLA's own count.
 
 The last block's MLP over the patch tokens feeds nothing (only the cls token reaches the head): it is in
@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from timesformer_jax.model import TimeSformer, get_scheme
-from timesformer_jax.model.attention import StageLayout
+from timesformer_jax.model.schemes import StageLayout, get_scheme
+from timesformer_jax.model.timesformer import TimeSformer
 
 
 def attention_groups(attention_type: str, frames: int, grid_h: int, grid_w: int) -> tuple[StageLayout, ...]:
     """The attention stages of one block for a clip of `frames` frames on a `grid_h` x `grid_w` patch grid: each
-    stage's group count and group length, read off the scheme's own groupings (`model/attention.py`)."""
+    stage's group count and group length, read off the scheme's own groupings (`model/schemes.py`)."""
     return get_scheme(attention_type).layouts(frames, grid_h, grid_w)
 
 
