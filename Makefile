@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BASE_STAMP := $(VENV)/.installed-base
 
-.PHONY: test install demo clean
+.PHONY: test test-all install demo clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,14 @@ $(STAMP): $(BASE_STAMP)
 
 install: $(STAMP)
 
+# `make test`: every test but the end-to-end ones marked `slow` (training runs, tool subprocesses, meshes of
+# simulated devices, large compiles); with CI set (.ci/run sets it) and in `make test-all`, all of them.
+TEST_SELECTION := $(if $(CI),,-m "not slow")
+
 test: $(STAMP)
+	$(PY) -m pytest -n 2 $(TEST_SELECTION) tests
+
+test-all: $(STAMP)
 	$(PY) -m pytest -n 2 tests
 
 # Builds the generated dataset, trains divided and space-only attention on CPU, prints the comparison table.

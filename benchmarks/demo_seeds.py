@@ -21,7 +21,7 @@ CONFIG_FILE = Path(__file__).resolve().parents[1] / "configs" / "demo.py"
 
 
 def run_seed(scheme: str, seed: int, workdir: Path, data_dir: Path, overrides: dict) -> dict:
-    from timesformer_jax.demo import group_accuracies, read_confusion
+    from timesformer_jax.scheme_comparison import group_accuracies, read_confusion
     from timesformer_jax.train.config import load_config_file
     from timesformer_jax.train.loop import EVAL_DIR, evaluate_checkpoint, train_and_evaluate
     from timesformer_jax.train.metric_writers import read_history

@@ -2,7 +2,7 @@
 
     python benchmarks/long_video.py --workdir /tmp/long_video_bench [--minutes 1,10] [--dtype float32]
 
-For each length: a 1920x1080 30 fps H.264 file (the panning scene of `benchmarks/predict.py`), then, in a fresh
+For each length: a 1920x1080 30 fps H.264 file (the panning scene of `benchmarks/predict_throughput.py`), then, in a fresh
 process, base 8x224 (random weights, the K400 architecture) slid over it with the default windows (8 x 32 at
 30 fps, stride half a window), batch 8. Reports windows, seconds, windows/s, the frames buffered at once and the
 process's peak RSS: with memory bounded, the 10-minute video's peak RSS matches the 1-minute one's.
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from predict import write_scene  # noqa: E402  (benchmarks/predict.py)
+from predict_throughput import write_scene  # noqa: E402  (benchmarks/predict_throughput.py)
 
 CHILD = """
 import json, resource, sys, time

@@ -5,7 +5,8 @@
 * `run_on_devices`: run a script in a fresh Python with N simulated CPU devices (the device count is fixed when
   JAX's backend starts, so tests that need a mesh of 8 run in a subprocess).
 * `data_dir`: the CI-size generated dataset, prepared once per test process.
-* The `slow` marker: `pytest -m "not slow"` skips the tests that train, build datasets or compile large models.
+* The `slow` marker: the end-to-end tests (training runs, tool subprocesses, dataset builds, meshes of simulated
+  devices, large compiles). `make test` skips them (`-m "not slow"`); CI (`.ci/run`) and `make test-all` run them.
 """
 import os
 import subprocess

@@ -118,6 +118,7 @@ def test_tiny_model_on_a_small_tpu_slice_fits_and_matches_the_analytic_flops():
     assert "v5e:2x2" in text and "train" in text and "eval" in text
 
 
+@pytest.mark.slow
 def test_per_chip_memory_shrinks_when_the_batch_is_split_over_more_chips():
     config = tiny_config(batch=32)
     one = compile_config(config, parse_target("v5e:1x1"), steps=("train",)).steps["train"]
@@ -128,6 +129,7 @@ def test_per_chip_memory_shrinks_when_the_batch_is_split_over_more_chips():
     assert four.flops_per_step == pytest.approx(one.flops_per_step, rel=0.05)
 
 
+@pytest.mark.slow
 def test_fsdp_shards_the_parameters_and_gathers_them():
     config = tiny_config(batch=8)
     config.mesh.update(data=1, fsdp=-1)

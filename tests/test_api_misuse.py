@@ -6,7 +6,8 @@ import pytest
 
 import timesformer_jax
 from timesformer_jax.inference.classify import classify
-from timesformer_jax.inference.features import FeatureExtractor, plan_windows
+from timesformer_jax.inference.features import FeatureExtractor
+from timesformer_jax.inference.windows import plan_windows
 
 
 @pytest.fixture(scope="module")

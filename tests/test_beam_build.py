@@ -30,6 +30,7 @@ def builder_dir(builder):
     return Path(builder.data_dir)
 
 
+@pytest.mark.slow
 def test_beam_build_equals_the_in_process_build(tmp_path):
     manual = tmp_path / "k400"
     kinetics_tree(manual)  # 3 good videos, one corrupt (a worker skips it), one missing (the driver skips it)

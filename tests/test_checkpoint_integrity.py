@@ -43,14 +43,20 @@ def tiny_config(data_dir, max_steps):
 
 @pytest.fixture(scope="module")
 def template(data_dir, tmp_path_factory):
-    """A run to step 4 (checkpoints 2 and 4), and the parameters an undamaged resume from 2 reaches at 5."""
-    root = tmp_path_factory.mktemp("template")
-    train_and_evaluate(tiny_config(data_dir, 4), root / "run", log=lambda m: None)
-    reference = root / "reference"
-    shutil.copytree(root / "run", reference)
+    """A run to step 4 (checkpoints 2 and 4)."""
+    run = tmp_path_factory.mktemp("template") / "run"
+    train_and_evaluate(tiny_config(data_dir, 4), run, log=lambda m: None)
+    return run
+
+
+@pytest.fixture(scope="module")
+def reference(template, data_dir, tmp_path_factory):
+    """The template resumed from checkpoint 2 (4 removed) to step 5: where an undamaged resume from 2 ends."""
+    reference = tmp_path_factory.mktemp("reference") / "run"
+    shutil.copytree(template, reference)
     shutil.rmtree(reference / "checkpoints" / "4")
     train_and_evaluate(tiny_config(data_dir, 5), reference, log=lambda m: None)
-    return root / "run", reference
+    return reference
 
 
 def final_params(workdir):
@@ -60,10 +66,16 @@ def final_params(workdir):
     checkpointer = Checkpointer(checkpoint_dir(workdir))
     step = checkpointer.latest_step()
     checkpointer.close()
-    directory = checkpoint_dir(workdir) / str(step) / "state"
+    return stored_params(workdir, step)
+
+
+def stored_params(workdir, step):
+    """(step, params) of checkpoint `step` read straight from its files by orbax (no verification)."""
     import orbax.checkpoint as ocp
 
-    restored = ocp.StandardCheckpointer().restore(directory)
+    from timesformer_jax.train.workdir import checkpoint_dir
+
+    restored = ocp.StandardCheckpointer().restore(checkpoint_dir(workdir) / str(step) / "state")
     return step, restored["params"]
 
 
@@ -112,22 +124,43 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("case", list(DAMAGE))
-def test_damaged_newest_checkpoint_falls_back_to_the_intact_one(case, template, data_dir, tmp_path):
-    run, reference = template
+def test_damaged_newest_checkpoint_is_named_moved_aside_and_the_intact_one_restored(case, template, data_dir,
+                                                                                  tmp_path):
+    from timesformer_jax.train.checkpointing import Checkpointer
+    from timesformer_jax.train.experiment import build_experiment
+    from timesformer_jax.train.workdir import checkpoint_dir
+
     workdir = tmp_path / "run"
-    shutil.copytree(run, workdir)
+    shutil.copytree(template, workdir)
+    _, intact_params = stored_params(workdir, 2)
     damage, expected = DAMAGE[case]
     damage(workdir / "checkpoints" / "4")
+    exp = build_experiment(tiny_config(data_dir, 5))
     messages = []
-    summary = train_and_evaluate(tiny_config(data_dir, 5), workdir, log=messages.append)
+    checkpointer = Checkpointer(checkpoint_dir(workdir))
+    state, _ = checkpointer.restore_intact(exp.abstract, exp.shardings, messages.append)
+    checkpointer.close()
     damaged = [m for m in messages if "is damaged" in m]
     assert len(damaged) == 1, messages
     assert damaged[0].startswith(f"checkpoint 4 in {workdir / 'checkpoints'} is damaged (")
     assert expected in damaged[0] and "resuming from 2" in damaged[0]
     assert "\n" not in damaged[0]
-    # Moved aside, not deleted; the run went on from 2 and equals the undamaged resume from 2.
+    # Moved aside, not deleted; what was restored is checkpoint 2 as its files hold it.
     aside = list((workdir / "checkpoints.damaged").iterdir())
     assert len(aside) == 1 and aside[0].name.startswith("4-") and (aside[0] / MANIFEST_FILE).exists()
+    assert int(state.step) == 2
+    for a, b in zip(jax.tree.leaves(jax.device_get(state.params)), jax.tree.leaves(intact_params)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_training_past_a_damaged_checkpoint_equals_an_undamaged_resume(template, reference, data_dir, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(template, workdir)
+    flip_bytes(workdir / "checkpoints" / "4")
+    messages = []
+    summary = train_and_evaluate(tiny_config(data_dir, 5), workdir, log=messages.append)
+    assert sum("is damaged" in m for m in messages) == 1, messages
     assert summary.first_step == 2 and summary.last_step == 5
     step, params = final_params(workdir)
     reference_step, reference_params = final_params(reference)
@@ -139,7 +172,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_intact_one(case, template, 
 def test_non_finite_values_are_rejected_even_without_a_manifest(template, data_dir, tmp_path):
     """A checkpoint from before manifests (none written) is restored and checked: NaNs in it are damage, and
     the message never blames the learning rate."""
-    run, _ = template
+    run = template
     workdir = tmp_path / "run"
     shutil.copytree(run, workdir)
     for step in ("2", "4"):
@@ -154,15 +187,22 @@ def test_non_finite_values_are_rejected_even_without_a_manifest(template, data_d
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(state_dir, state)
     checkpointer.wait_until_finished()
+    from timesformer_jax.train.checkpointing import Checkpointer
+    from timesformer_jax.train.experiment import build_experiment
+    from timesformer_jax.train.workdir import checkpoint_dir
+
+    exp = build_experiment(tiny_config(data_dir, 5))
     messages = []
-    summary = train_and_evaluate(tiny_config(data_dir, 5), workdir, log=messages.append)
+    checkpointer = Checkpointer(checkpoint_dir(workdir))
+    restored, _ = checkpointer.restore_intact(exp.abstract, exp.shardings, messages.append)
+    checkpointer.close()
     damaged = [m for m in messages if "is damaged" in m]
     assert len(damaged) == 1 and "non-finite values" in damaged[0] and "resuming from 2" in damaged[0]
-    assert summary.first_step == 2 and not any("learning_rate" in m for m in messages)
+    assert int(restored.step) == 2 and not any("learning_rate" in m for m in messages)
 
 
 def test_every_checkpoint_damaged_is_one_error_naming_each(template, data_dir, tmp_path):
-    run, _ = template
+    run = template
     workdir = tmp_path / "run"
     shutil.copytree(run, workdir)
     flip_bytes(workdir / "checkpoints" / "4")
@@ -174,8 +214,9 @@ def test_every_checkpoint_damaged_is_one_error_naming_each(template, data_dir, t
     assert sorted(p.name.split("-")[0] for p in (workdir / "checkpoints.damaged").iterdir()) == ["2", "4"]
 
 
+@pytest.mark.slow
 def test_train_tool_exits_1_with_one_line_when_no_checkpoint_is_intact(template, data_dir, tmp_path):
-    run, _ = template
+    run = template
     workdir = tmp_path / "run"
     shutil.copytree(run, workdir)
     for step in ("2", "4"):

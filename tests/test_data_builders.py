@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from timesformer_jax.data import builders
+from timesformer_jax.data import builders, video_examples
 from timesformer_jax.data.annotations import AnnotationError
 from timesformer_jax.data.synthetic_motion import (CLASSES, REVERSAL_PAIRS, SyntheticSize, render_clip,
                                                    write_synthetic_motion)
@@ -144,7 +144,7 @@ def test_kinetics_builder(tmp_path):
 
 def test_kinetics_wrong_columns_fail_before_decoding(tmp_path, monkeypatch):
     kinetics_tree(tmp_path / "k400", header="label,youtube_id,start,end,split")
-    monkeypatch.setattr(builders, "decode_video", lambda *a, **k: pytest.fail("decoded before checking columns"))
+    monkeypatch.setattr(video_examples, "decode_video", lambda *a, **k: pytest.fail("decoded before checking columns"))
     with pytest.raises(AnnotationError, match="expected columns label,youtube_id,time_start,time_end,split"):
         prepare("kinetics", "400", tmp_path / "tfds", tmp_path / "k400")
 
@@ -202,6 +202,7 @@ def test_synthetic_motion_builder(tmp_path):
     assert example["video"].shape == (16, 32, 32, 3)
 
 
+@pytest.mark.slow
 def test_two_processes_write_the_same_files_holding_exactly_the_rendered_frames(tmp_path):
     # With H.264 (synthetic_motion 1.0.0 / 1.1.0) two processes writing the same frames gave different files for
     # 5-15% of the clips, depending on the process; the lossless FFV1 files are the same bytes every time.

@@ -10,7 +10,7 @@ from timesformer_jax.train.config import load_config_file
 
 def test_demo_group_accuracies_and_table():
     from timesformer_jax.data.synthetic_motion import CLASSES
-    from timesformer_jax.demo import format_table, group_accuracies
+    from timesformer_jax.scheme_comparison import format_table, group_accuracies
 
     index = {name: i for i, name in enumerate(CLASSES)}
     confusion = np.zeros((10, 10), int)
@@ -31,7 +31,7 @@ def test_demo_group_accuracies_and_table():
 
 
 def test_a_stale_demo_run_is_set_aside_and_a_matching_one_kept(tmp_path):
-    from timesformer_jax.demo import STAMP_FILE, prepare_run_dir, run_stamp, stale_reason
+    from timesformer_jax.scheme_comparison import STAMP_FILE, prepare_run_dir, run_stamp, stale_reason
     from timesformer_jax.train.config import load_config_file
     from pathlib import Path
 
@@ -67,7 +67,7 @@ def test_a_stale_demo_run_is_set_aside_and_a_matching_one_kept(tmp_path):
 
 
 def test_a_demo_run_stopped_by_a_signal_prints_no_table(tmp_path, monkeypatch):
-    from timesformer_jax import demo
+    from timesformer_jax import scheme_comparison as demo
     from timesformer_jax.data import builders
     from timesformer_jax.train import loop
     from timesformer_jax.train.loop import RunSummary

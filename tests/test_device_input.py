@@ -58,6 +58,7 @@ def test_float_video_passes_through_and_uint8_range_maps_to_the_normalised_range
         ClipConfig(dtype="float16")
 
 
+@pytest.mark.slow
 def test_steps_on_uint8_batches_equal_steps_on_host_normalised_batches():
     from timesformer_jax.model import create_model
     from timesformer_jax.parallel import create_mesh

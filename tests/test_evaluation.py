@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from timesformer_jax.train.evaluation import EvalCounts, EvalResult, count_predictions, write_eval_reports
+from timesformer_jax.train.evaluation import (EvalCounts, EvalResult, count_predictions, plot_eval_confusion,
+                                             write_eval_reports)
 
 
 def test_views_are_combined_per_video_before_scoring():
@@ -77,6 +78,8 @@ def test_counts_add_over_hosts():
 def test_eval_reports(tmp_path):
     counts = count_predictions(np.eye(3)[[0, 1, 1, 2]] * 5, np.array([0, 1, 2, 2]), np.arange(4), 3)
     write_eval_reports(EvalResult(counts), ["a", "b", "c"], tmp_path, step=7)
+    assert not (tmp_path / "confusion_matrix.png").exists()  # figures are drawn apart, outside the training steps
+    plot_eval_confusion(EvalResult(counts), ["a", "b", "c"], tmp_path, step=7)
     rows = list(csv.reader((tmp_path / "confusion_matrix.csv").open()))
     assert rows == [["true \\ predicted", "a", "b", "c"], ["a", "1", "0", "0"], ["b", "0", "1", "0"],
                     ["c", "0", "1", "1"]]

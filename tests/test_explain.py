@@ -16,7 +16,9 @@ from timesformer_jax.pretrained import PretrainedTimeSformer
 from timesformer_jax.data.pipeline import eval_view_clips
 from timesformer_jax.data.video_io import decode_video, write_video
 from timesformer_jax.inference.attention_maps import upsample_map
-from timesformer_jax.inference.features import FeatureExtractor, extract_features, plan_windows
+from timesformer_jax.inference.feature_folder import extract_features
+from timesformer_jax.inference.features import FeatureExtractor
+from timesformer_jax.inference.windows import plan_windows
 from timesformer_jax.inference.rollout import attention_rollout, captured_weights, rollout_from_weights
 from timesformer_jax.model import TimeSformer
 
@@ -97,9 +99,10 @@ def test_window_features_are_the_models_pre_logits_on_the_eval_clip(tmp_path):
     result = extractor.extract(path)
     frames = decode_video(path, short_side=None).frames
     assert result.plan.num_windows == len(plan_windows(60, 10.0, 4, 9, 0.7).starts) > 3
+    forward = jax.jit(lambda params, clip: model.module.apply({"params": params}, clip, mutable="intermediates"))
     for window in range(result.plan.num_windows):
         clip = eval_view_clips(tf.constant(frames[result.plan.indices[window]]), extractor.config).numpy()
-        logits, state = model.module.apply({"params": model.params}, clip, mutable="intermediates")
+        logits, state = forward(model.params, clip)
         np.testing.assert_allclose(result.features[window], state["intermediates"]["pre_logits"][0][0],
                                    rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(result.logits[window], logits[0], rtol=1e-5, atol=1e-5)
@@ -130,6 +133,7 @@ def test_bad_layer_names_the_choices():
         FeatureExtractor(random_model(), layer="block_2")
 
 
+@pytest.mark.slow
 def test_long_video_is_decoded_in_bounded_memory(tmp_path):
     # 900 frames; windows of 4 frames spanning 12 frames, stride 6: frames held at once stay within two
     # overlapping windows' samples, whatever the length.

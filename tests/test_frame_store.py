@@ -132,6 +132,7 @@ def test_an_existing_store_of_the_same_source_is_kept(builder, store_root):
     assert "already written" in messages[0]
 
 
+@pytest.mark.slow
 def test_training_and_evaluation_read_the_frame_store_the_config_names(builder, data_dir, tmp_path):
     from test_training_loop import tiny_config
 
@@ -145,7 +146,7 @@ def test_training_and_evaluation_read_the_frame_store_the_config_names(builder, 
         with pytest.raises(FileNotFoundError, match="--layout frames"):
             build_experiment(config)
         write_frame_store(builder, log=lambda message: None)
-    assert isinstance(build_experiment(config).builder, FrameStore)
+    assert isinstance(build_experiment(config).data_source, FrameStore)
     summary = train_and_evaluate(config, tmp_path / "run", log=lambda message: None)
     assert summary.last_step == 3 and summary.eval_metrics is not None
     metrics = json.loads((tmp_path / "run" / EVAL_DIR / "metrics.json").read_text())
@@ -155,6 +156,7 @@ def test_training_and_evaluation_read_the_frame_store_the_config_names(builder, 
         build_experiment(config)
 
 
+@pytest.mark.slow
 def test_build_dataset_tool_writes_the_frame_store_and_reports_it(data_dir, tmp_path):
     import shutil
     import subprocess

@@ -17,7 +17,7 @@ from timesformer_jax.data.pipeline import eval_view_indices
 from timesformer_jax.data.video_io import decode_video, probe_video, read_frames, write_video
 from timesformer_jax.inference import classify, resolve_labels, protocol_for
 from timesformer_jax.inference.classify import read_views
-from timesformer_jax.inference.predict import predict_files
+from timesformer_jax.inference.predict_files import predict_files
 from torch_reference import official_state_dict, randomised_hf_model
 
 def predict_cli():

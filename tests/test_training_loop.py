@@ -56,12 +56,23 @@ def assert_trees_equal(a, b):
 
 
 @pytest.mark.slow
-def test_stop_and_resume_equals_straight_run(data_dir, tmp_path):
+def test_stop_and_resume_equals_straight_run(data_dir, tmp_path, monkeypatch):
     # 30 training videos per host and batch 8: 3 steps per epoch, so the resume happens inside epoch 2.
     config = tiny_config(data_dir, max_steps=5)
     config.dataset.train_split = "train[:30]"
+    config.eval_every_epochs = 1  # evaluations at steps 3 and 5
+    from timesformer_jax import figures
+    from timesformer_jax.train import loop
+
+    drawn = []
+    monkeypatch.setattr(loop, "plot_curves", lambda *a, **k: drawn.append("curves"))
+    monkeypatch.setattr(figures, "plot_confusion", lambda *a, **k: drawn.append("confusion"))
     straight = train_and_evaluate(config, tmp_path / "straight", log=lambda m: None)
+    monkeypatch.undo()
     assert (straight.first_step, straight.last_step) == (0, 5)
+    history = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in history if r["kind"] == "eval"] == [3, 5]
+    assert sorted(drawn) == ["confusion", "curves"]  # figures once, when the run ends: none between steps
 
     config.max_steps = 4
     first = train_and_evaluate(config, tmp_path / "split", log=lambda m: None)
@@ -223,6 +234,7 @@ def test_demo_config_learns_on_ci_data(data_dir, tmp_path):
     assert summary.eval_metrics["video_top1"] > 0.5, summary.eval_metrics
 
 
+@pytest.mark.slow
 def test_a_train_step_compiled_ahead_of_time_trains_like_the_jitted_one(data_dir, tmp_path):
     """`--config.aot_executable`: the serialized step (here compiled for this machine's own devices, as
     tools/aot_compile.py --save does for a slice) gives the parameters the jitted step gives, and a step compiled

@@ -273,7 +273,7 @@ def test_the_trained_protocol_travels_to_predict_and_export(trained, tmp_path):
     from timesformer_jax.pretrained import load_pretrained
     from timesformer_jax.data.video_io import write_video
     from timesformer_jax.inference.export import export_model
-    from timesformer_jax.inference.predict import predict_files
+    from timesformer_jax.inference.predict_files import predict_files
 
     workdir, config = trained
     video = tmp_path / "clip.mp4"

@@ -19,7 +19,7 @@ CONFIG_FILE = Path(__file__).resolve().parents[1] / "configs" / "demo.py"
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # TFDS's per-read INFO lines would drown the progress bar
-    from timesformer_jax.demo import DemoStopped, run_demo
+    from timesformer_jax.scheme_comparison import DemoStopped, run_demo
     from timesformer_jax.train.config import load_config_file
 
     try:

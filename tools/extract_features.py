@@ -44,7 +44,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from timesformer_jax.inference.features import extract_features
+    from timesformer_jax.inference.feature_folder import extract_features
 
     try:
         index = extract_features(

@@ -44,7 +44,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from timesformer_jax.inference.predict import predict_files
+    from timesformer_jax.inference.predict_files import predict_files
 
     try:
         predictions = predict_files(

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import export
 
-from timesformer_jax.integrity import write_atomically
+from timesformer_jax.atomic_write import write_atomically
 from timesformer_jax.protocol import protocol_of_clip
 
 

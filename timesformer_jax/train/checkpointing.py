@@ -256,7 +256,7 @@ class Checkpointer:
             return "its manifest.json is missing, while the run's other checkpoints have one"
         return None
 
-    def problem(self, step: int, abstract_state, shardings):
+    def _verified_restore(self, step: int, abstract_state, shardings):
         """(None, (state, meta)) when checkpoint `step` verifies, restores and is finite; else (what is wrong,
         None). A step without a manifest is damaged when another step of the run has one (only checkpoints
         saved before manifests existed have none); those are only restored and checked finite."""
@@ -286,7 +286,7 @@ class Checkpointer:
         if step not in self.manager.all_steps():
             raise FileNotFoundError(f"no checkpoint for step {step} in {self.directory}; have {self.all_steps()}")
         self.check_layout(step, abstract_state)
-        problem, restored = self.problem(step, abstract_state, shardings)
+        problem, restored = self._verified_restore(step, abstract_state, shardings)
         if problem is not None:
             raise DamagedCheckpointError(f"checkpoint {step} in {self.directory} is damaged ({problem})")
         return restored
@@ -333,7 +333,7 @@ class Checkpointer:
         found = None
         for step in sorted(self.manager.all_steps(), reverse=True):
             self.check_layout(step, abstract_state)  # another config, not damage: stop before moving anything
-            problem, restored = self.problem(step, abstract_state, shardings)
+            problem, restored = self._verified_restore(step, abstract_state, shardings)
             if problem is None:
                 found = (step, restored)
                 break

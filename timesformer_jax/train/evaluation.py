@@ -148,11 +148,9 @@ def evaluate(eval_step, params, batches: Iterable[dict], mesh, num_classes: int,
     return EvalResult(sum_over_hosts(counts))
 
 
-def write_eval_reports(result: EvalResult, class_names: Sequence[str], directory: str | Path, step: int,
-                       title: str = "") -> Path:
-    """directory/{metrics.json, per_class_accuracy.csv, confusion_matrix.csv, confusion_matrix.png}."""
-    from timesformer_jax.figures import plot_confusion
-
+def write_eval_reports(result: EvalResult, class_names: Sequence[str], directory: str | Path, step: int) -> Path:
+    """directory/{metrics.json, per_class_accuracy.csv, confusion_matrix.csv}: the tables (`plot_eval_confusion`
+    draws the figure)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     metrics = result.metrics()
@@ -169,6 +167,15 @@ def write_eval_reports(result: EvalResult, class_names: Sequence[str], directory
         writer.writerow(["true \\ predicted", *class_names])
         for name, row in zip(class_names, result.counts.confusion):
             writer.writerow([name, *map(int, row)])
-    plot_confusion(result.counts.confusion, class_names, directory / "confusion_matrix.png",
-                   title or f"confusion matrix (videos), step {step}")
     return directory
+
+
+def plot_eval_confusion(result: EvalResult, class_names: Sequence[str], directory: str | Path, step: int,
+                        title: str = "") -> Path:
+    """directory/confusion_matrix.png of `result`'s video confusion matrix."""
+    from timesformer_jax.figures import plot_confusion
+
+    path = Path(directory) / "confusion_matrix.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot_confusion(result.counts.confusion, class_names, path, title or f"confusion matrix (videos), step {step}")
+    return path

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import tensorflow_datasets as tfds
 
 from timesformer_jax.data.builders import prepared_builder
 from timesformer_jax.data.frame_store import FrameStore, frame_store_dir
@@ -28,7 +29,9 @@ class Experiment:
     config: ml_collections.ConfigDict
     model: TimeSformer
     mesh: jax.sharding.Mesh
-    builder: object | None  # the prepared TFDS builder or FrameStore (None: compiled ahead of time, no data read)
+    # what the input pipelines read: the prepared TFDS builder, or the frame store beside it (dataset.layout
+    # "frames"); None when compiled ahead of time without data (`experiment_without_data`)
+    data_source: tfds.core.DatasetBuilder | FrameStore | None
     class_names: list[str]
     clip: ClipConfig
     global_batch: int  # clips per micro-step, all hosts
@@ -53,11 +56,11 @@ class Experiment:
         return self.total_steps if max_steps is None or max_steps < 0 else min(max_steps, self.total_steps)
 
     def num_examples(self, split: str) -> int:
-        if self.builder is None:
+        if self.data_source is None:
             raise ValueError("this experiment was built without a dataset (experiment_without_data)")
-        if isinstance(self.builder, FrameStore):
-            return self.builder.num_examples(split)
-        return self.builder.info.splits[split].num_examples
+        if isinstance(self.data_source, FrameStore):
+            return self.data_source.num_examples(split)
+        return self.data_source.info.splits[split].num_examples
 
 
 def init_video_shape(mesh: jax.sharding.Mesh, clip: ClipConfig) -> tuple[int, ...]:
@@ -146,10 +149,10 @@ def _attention_for_platform(model: TimeSformer, mesh: jax.sharding.Mesh) -> Time
 
 
 def experiment_without_data(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_train_examples: int,
-                            class_names: list[str] | None = None, builder=None,
+                            class_names: list[str] | None = None, data_source=None,
                             model: TimeSformer | None = None) -> Experiment:
     """The experiment of `config` on `mesh` for a training split of `num_train_examples` videos, without reading a
-    dataset (`builder` None): what ahead-of-time compilation for hardware we do not have needs (`aot/`)."""
+    dataset (`data_source` None): what ahead-of-time compilation for hardware that is not attached needs (`aot/`)."""
     check_config(config)
     model = _attention_for_platform(model or _model(config), mesh)
     class_names = class_names or [f"class_{i}" for i in range(model.num_classes)]
@@ -168,7 +171,7 @@ def experiment_without_data(config: ml_collections.ConfigDict, mesh: jax.shardin
     shardings, abstract = state_shardings(model, optimizer, mesh, init_video_shape(mesh, clip), rules,
                                           config.sharding.replicate_indivisible)
     return Experiment(
-        config=config, model=model, mesh=mesh, builder=builder, class_names=class_names, clip=clip,
+        config=config, model=model, mesh=mesh, data_source=data_source, class_names=class_names, clip=clip,
         global_batch=config.batch_size, local_batch=local_batch, eval_global_batch=config.eval_batch_size,
         eval_local_batch=eval_local_batch, steps_per_epoch=steps_per_epoch,
         total_steps=optim.epochs * steps_per_epoch, optimizer=optimizer, schedule=schedule,

@@ -8,8 +8,9 @@
                             meta holds the data position, class names and the test protocol)
       metrics.jsonl         train / eval metrics history (the curves are drawn from it)
       tensorboard/          event files
-      curves.png            loss and accuracy, redrawn at each evaluation
-      eval/                 the latest evaluation: metrics.json, per-class accuracy, confusion matrix CSV + PNG
+      curves.png            loss and accuracy, drawn when the run ends (TensorBoard shows them live)
+      eval/                 the latest evaluation: metrics.json, per-class accuracy, confusion matrix CSV (and its
+                            PNG, drawn when the run ends)
 
 A run is a pure function of (config, step): the input stream of epoch e is seeded by (seed, e) and a resumed
 run skips the batches already consumed, so stop-and-resume gives the same parameters as running straight
@@ -38,7 +39,7 @@ from timesformer_jax.parallel import global_batch, sharding_context
 from timesformer_jax.protocol import protocol_of_clip
 from timesformer_jax.train.checkpointing import BEST_METRIC, Checkpointer, has_checkpoints
 from timesformer_jax.train.config import check_config
-from timesformer_jax.train.evaluation import evaluate, write_eval_reports
+from timesformer_jax.train.evaluation import EvalResult, evaluate, plot_eval_confusion, write_eval_reports
 from timesformer_jax.train.experiment import (Experiment, build_experiment, epoch_seed, step_config,
                                               step_functions)
 from timesformer_jax.train.metric_writers import MetricWriter, read_history
@@ -47,6 +48,7 @@ from timesformer_jax.train.pretrained_init import fit_pretrained, read_pretraine
 from timesformer_jax.train.progress import ProgressBar, format_duration
 from timesformer_jax.train.resolved_config import resolve_config
 from timesformer_jax.train.run_record import check_rerun, read_stored_config, record_config
+from timesformer_jax.train.saved_step import executable_meta, load_train_step
 from timesformer_jax.train.state import STATE_FINITE, create_train_state, make_eval_step
 from timesformer_jax.train.workdir import checkpoint_dir
 from timesformer_jax.train.workdir_lock import workdir_lock
@@ -113,13 +115,13 @@ def _initial_state(exp: Experiment, log: Callable[[str], None]):
 
 
 def run_evaluation(exp: Experiment, params, eval_step, step: int, directory: Path, log: Callable[[str], None],
-                   should_stop: Callable[[], bool] | None = None):
-    """Evaluate `params` on the eval split; write reports to `directory` (process 0). Returns metrics, or None
-    when `should_stop()` turned true first (single process)."""
+                   should_stop: Callable[[], bool] | None = None) -> EvalResult | None:
+    """Evaluate `params` on the eval split; write the report tables to `directory` (process 0). Returns the
+    result, or None when `should_stop()` turned true first (single process)."""
     split = exp.config.dataset.eval_split
     num_batches = eval_num_batches(exp.num_examples(split), jax.process_count(), exp.clip.num_views,
                                    exp.eval_local_batch)
-    batches = eval_dataset(exp.builder, split, exp.eval_local_batch, exp.clip, num_batches=num_batches)
+    batches = eval_dataset(exp.data_source, split, exp.eval_local_batch, exp.clip, num_batches=num_batches)
     started = time.perf_counter()
     result = evaluate(eval_step, params, batches.as_numpy_iterator(), exp.mesh, len(exp.class_names),
                       exp.config.eval_aggregation, should_stop=should_stop if jax.process_count() == 1 else None)
@@ -131,12 +133,11 @@ def run_evaluation(exp: Experiment, params, eval_step, step: int, directory: Pat
         f"{time.perf_counter() - started:.1f}s: video top-1 {100 * metrics['video_top1']:.2f}% "
         f"top-5 {100 * metrics['video_top5']:.2f}%, clip top-1 {100 * metrics['clip_top1']:.2f}%")
     if _is_main():
-        write_eval_reports(result, exp.class_names, directory, step,
-                           f"{exp.model.attention_type}: video confusion, step {step}")
-    return metrics
+        write_eval_reports(result, exp.class_names, directory, step)
+    return result
 
 
-class _PendingMetrics:
+class PendingMetrics:
     """Train-step metrics still on the device; `drain()` fetches them, checks them (loss, gradient norm and the
     updated state finite) and averages them."""
 
@@ -186,7 +187,8 @@ def due_actions(config: ml_collections.ConfigDict, exp: Experiment, step: int, s
 
 
 def _restore_or_initialise(exp: Experiment, checkpointer: Checkpointer, log) -> tuple:
-    """(state, first step): the latest intact checkpoint, else a fresh (or pretrained) initialisation."""
+    """(state, first step): the latest intact checkpoint (damaged newer ones moved aside), else a fresh (or
+    pretrained) initialisation."""
     restored = checkpointer.restore_intact(exp.abstract, exp.shardings, log)
     if restored is None:
         return _initial_state(exp, log), 0
@@ -198,10 +200,13 @@ def _restore_or_initialise(exp: Experiment, checkpointer: Checkpointer, log) -> 
     return state, int(state.step)
 
 
-def _precompiled_train_step(exp: Experiment, path: str, log) -> Callable:
-    """The train step `tools/aot_compile.py --save` compiled for this run, instead of compiling it here."""
-    from timesformer_jax.train.saved_step import executable_meta, load_train_step
-
+def _run_steps(exp: Experiment, log) -> tuple[Callable, Callable]:
+    """(train_step, eval_step): jitted here, or the train step `tools/aot_compile.py --save` compiled for this
+    run (`config.aot_executable`)."""
+    train_step, eval_step = step_functions(exp)
+    path = exp.config.get("aot_executable")
+    if not path:
+        return train_step, eval_step
     compiled = load_train_step(path, executable_meta(exp))
     log(f"train step: the precompiled executable {path}")
 
@@ -209,132 +214,72 @@ def _precompiled_train_step(exp: Experiment, path: str, log) -> Callable:
         with sharding_context(exp.mesh, exp.rules):
             return compiled(state, batch)
 
-    return run
+    return run, eval_step
 
 
-class _TrainingRun:
-    """One run's steps, writers and periodic actions between set-up and clean-up (`close`)."""
+def epoch_batches(exp: Experiment, step: int):
+    """Host batches from `step` to the end of its epoch (or the last step): the epoch's stream, seeded by
+    (seed, epoch), with the batches before `step` skipped."""
+    epoch, in_epoch = divmod(step, exp.steps_per_epoch)
+    batches = train_dataset(
+        exp.data_source, exp.config.dataset.train_split, exp.local_batch, exp.clip,
+        seed=epoch_seed(exp.config.seed, epoch), shuffle_buffer=exp.config.shuffle_buffer, repeat=False,
+        skip_batches=in_epoch,
+    )
+    return batches.take(min(exp.steps_per_epoch, exp.last_step - epoch * exp.steps_per_epoch) - in_epoch)
 
-    def __init__(self, exp: Experiment, workdir: Path, checkpointer: Checkpointer, first_step: int, log,
-                 train_step: Callable | None = None):
-        self.exp, self.workdir, self.checkpointer, self.log = exp, workdir, checkpointer, log
-        self.first_step = first_step
-        self.train_step, self.eval_step = step_functions(exp)
-        if train_step is not None:
-            self.train_step = train_step
-        self.writer = MetricWriter(workdir, resume_step=first_step, enabled=_is_main())
-        self.progress = ProgressBar(exp.last_step, exp.global_batch, first_step=first_step, enabled=_is_main())
-        self.pending = _PendingMetrics()
-        self.meta = {"steps_per_epoch": exp.steps_per_epoch, "global_batch": exp.global_batch,
-                     "class_names": exp.class_names, "protocol": protocol_of_clip(exp.clip)}
-        self.eval_metrics: dict | None = None
-        self.stop = None  # the StopRequest while `train` runs
-        self.latest_step: int | None = None  # known after `close`
-        self.best_step: int | None = None
 
-    def epoch_batches(self, step: int):
-        """Host batches from `step` to the end of its epoch (or the last step): the epoch's stream, seeded by
-        (seed, epoch), with the batches before `step` skipped."""
-        exp = self.exp
-        epoch, in_epoch = divmod(step, exp.steps_per_epoch)
-        batches = train_dataset(
-            exp.builder, exp.config.dataset.train_split, exp.local_batch, exp.clip,
-            seed=epoch_seed(exp.config.seed, epoch), shuffle_buffer=exp.config.shuffle_buffer, repeat=False,
-            skip_batches=in_epoch,
-        )
-        return batches.take(min(exp.steps_per_epoch, exp.last_step - epoch * exp.steps_per_epoch) - in_epoch)
+def host_batches(exp: Experiment, first_step: int):
+    """The host batches of steps `first_step + 1` .. `exp.last_step`, epoch after epoch. The next epoch's
+    pipeline is built and warmed up on a thread while this one trains: building it at the boundary (tracing,
+    opening files, filling the shuffle buffer) idled the accelerator ~4 s an epoch in the demo."""
 
-    def train(self, state, step: int, stop) -> tuple:
-        """Steps from `step` to the last one, or to a stop request (`stop`, a StopRequest). Returns (state, step,
-        stopped_by)."""
-        self.stop = stop
-        with ThreadPoolExecutor(1, thread_name_prefix="next-epoch") as prefetcher:
-            upcoming = prefetcher.submit(self._started_epoch, step)
-            while step < self.exp.last_step:
-                batches = upcoming.result()
-                # the next epoch's pipeline is built and warmed up while this one trains: building it at the
-                # boundary (tracing, opening files, filling the shuffle buffer) idled the accelerator ~4 s an
-                # epoch in the demo, a tenth of its training time
-                next_start = (step // self.exp.steps_per_epoch + 1) * self.exp.steps_per_epoch
-                if next_start < self.exp.last_step:
-                    upcoming = prefetcher.submit(self._started_epoch, next_start)
-                state, step, stopped_by = self._train_epoch(state, step, stop, batches)
-                if stopped_by:
-                    return state, step, stopped_by
-        return state, step, None
-
-    def _started_epoch(self, step: int):
-        """`epoch_batches(step)` as a NumPy iterator whose first batch is already there."""
-        iterator = self.epoch_batches(step).as_numpy_iterator()
+    def started(step: int):
+        iterator = epoch_batches(exp, step).as_numpy_iterator()
         first = next(iterator, None)
         return iter(()) if first is None else itertools.chain([first], iterator)
 
-    def _train_epoch(self, state, step: int, stop, batches) -> tuple:
-        """Steps over one epoch's `batches`, with the periodic actions. Returns (state, step, stopped_by)."""
-        for batch in batches:
-            state, metrics = self.train_step(state, global_batch(batch, self.exp.mesh))
-            step += 1
-            self.pending.add(step, metrics)
-            stopped_by = self._stop_reason(stop, step)
-            due = due_actions(self.exp.config, self.exp, step, stopping=stopped_by is not None)
-            self.act(due, state, step)
-            if stopped_by is None and stop.requested:  # the signal came during this step's evaluation or
-                stopped_by = stop.signal_name  # save: stop here, with the state saved
-                if not due.save:
-                    self.act(due_actions(self.exp.config, self.exp, step, stopping=True), state, step)
-            if stopped_by:
-                return state, step, stopped_by
-        return state, step, None
+    with ThreadPoolExecutor(1, thread_name_prefix="next-epoch") as prefetcher:
+        step = first_step
+        upcoming = prefetcher.submit(started, step)
+        while step < exp.last_step:
+            batches = upcoming.result()
+            next_start = (step // exp.steps_per_epoch + 1) * exp.steps_per_epoch
+            if next_start < exp.last_step:
+                upcoming = prefetcher.submit(started, next_start)
+            for batch in batches:
+                yield batch
+            step = next_start
 
-    def _stop_reason(self, stop, step: int) -> str | None:
-        if stop.requested:
-            return stop.signal_name
-        if jax.process_count() > 1 and self.checkpointer.reached_preemption(step):
-            return "preemption notice"
-        return None
 
-    def act(self, due: DueActions, state, step: int) -> None:
-        if due.log:
-            self._log_train(step)
-        evaluated = None
-        if due.evaluate:
-            evaluated = self._evaluate(state, step)  # None: abandoned for a stop request
-            self.eval_metrics = evaluated if evaluated is not None else self.eval_metrics
-        if due.save:
-            metrics = {BEST_METRIC: evaluated[BEST_METRIC]} if evaluated is not None else None
-            self.checkpointer.save(step, state, self.meta, force=True, metrics=metrics)
+def _stop_reason(stop, checkpointer: Checkpointer, step: int) -> str | None:
+    """The signal that asked the run to stop, or a multi-host preemption notice every host reached at `step`."""
+    if stop.requested:
+        return stop.signal_name
+    if jax.process_count() > 1 and checkpointer.reached_preemption(step):
+        return "preemption notice"
+    return None
 
-    def _log_train(self, step: int) -> None:
-        averaged = self.pending.drain()  # raises NonFiniteLossError before anything is saved
-        if averaged is None:
-            return
-        self.writer.write(step, "train", averaged)
-        self.progress.update(step, loss=averaged["loss"], lr=averaged["learning_rate"])
 
-    def _evaluate(self, state, step: int) -> dict:
-        exp = self.exp
-        self.progress.message(f"evaluating at step {step} ...")
-        metrics = run_evaluation(exp, state.params, self.eval_step, step, self.workdir / EVAL_DIR,
-                                 self.progress.message, should_stop=lambda: self.stop.requested)
-        if metrics is None:
-            self.progress.restart_clock()
-            return None
-        self.writer.write(step, "eval", metrics)
-        if _is_main():
-            plot_curves(read_history(self.workdir), self.workdir / CURVES_FILE,
-                        f"{exp.model.attention_type} ({exp.config.dataset.name}/{exp.config.dataset.config})")
-        self.progress.restart_clock()
-        return metrics
+def _checkpoint_meta(exp: Experiment) -> dict:
+    """What each checkpoint carries beside the state: the data position, class names and test protocol."""
+    return {"steps_per_epoch": exp.steps_per_epoch, "global_batch": exp.global_batch,
+            "class_names": exp.class_names, "protocol": protocol_of_clip(exp.clip)}
 
-    def close(self) -> None:
-        """Finish the bar and the writers, wait for the last checkpoint to be written; note what is kept."""
-        self.progress.close()
-        try:
-            self.checkpointer.wait()
-            self.latest_step, self.best_step = self.checkpointer.latest_step(), self.checkpointer.best_step()
-        finally:
-            self.checkpointer.close()
-            self.writer.close()
+
+def _run_title(exp: Experiment) -> str:
+    return f"{exp.model.attention_type} ({exp.config.dataset.name}/{exp.config.dataset.config})"
+
+
+def _write_figures(exp: Experiment, workdir: Path, evaluation: EvalResult | None, step: int | None) -> None:
+    """The run's PNGs, drawn once when it ends (never between steps): the curves from metrics.jsonl and the last
+    evaluation's confusion matrix."""
+    if not _is_main():
+        return
+    plot_curves(read_history(workdir), workdir / CURVES_FILE, _run_title(exp))
+    if evaluation is not None:
+        plot_eval_confusion(evaluation, exp.class_names, workdir / EVAL_DIR, step,
+                            f"{exp.model.attention_type}: video confusion, step {step}")
 
 
 def prepare_workdir(workdir: str | Path) -> Path:
@@ -361,10 +306,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     check_config(config)
     workdir = prepare_workdir(workdir)
     with workdir_lock(workdir, enabled=_is_main(), log=log):
-        return _train_and_evaluate(config, workdir, log)
+        exp = _experiment_for_workdir(config, workdir, log)
+        return _train(exp, workdir, log)
 
 
-def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, log: Callable[[str], None]) -> RunSummary:
+def _experiment_for_workdir(config: ml_collections.ConfigDict, workdir: Path, log) -> Experiment:
+    """The experiment of `config` resolved against the workdir's stored run (RunConfigError when it cannot
+    continue it), with the config recorded."""
     stored = read_stored_config(workdir)
     config = resolve_config(config, stored, log)
     changed = check_rerun(workdir, stored, config, has_checkpoints(checkpoint_dir(workdir)))
@@ -373,9 +321,16 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, log: C
         log(changed)
     if _is_main():
         record_config(workdir, stored, config)
-    precompiled = _precompiled_train_step(exp, config.aot_executable, log) if config.get("aot_executable") else None
+    return exp
+
+
+def _train(exp: Experiment, workdir: Path, log: Callable[[str], None]) -> RunSummary:
+    """The step loop: train from the restored (or initial) state to the last step or a stop request, with the
+    periodic actions written where they happen."""
+    config = exp.config
     checkpointer = Checkpointer(checkpoint_dir(workdir), max_to_keep=config.checkpoint.keep, log=log)
     try:
+        train_step, eval_step = _run_steps(exp, log)
         state, first_step = _restore_or_initialise(exp, checkpointer, log)
     except BaseException:
         checkpointer.close()
@@ -384,20 +339,65 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, log: C
         f"{exp.steps_per_epoch} steps of {exp.global_batch} clips per epoch, steps {first_step} -> "
         f"{exp.last_step} of {exp.total_steps}, mesh {dict(exp.mesh.shape)} over {jax.device_count()} "
         f"{jax.devices()[0].platform} device(s) in {jax.process_count()} process(es)")
-    run = _TrainingRun(exp, workdir, checkpointer, first_step, log, precompiled)
-    started, failure = time.perf_counter(), None
+    writer = MetricWriter(workdir, resume_step=first_step, enabled=_is_main())
+    progress = ProgressBar(exp.last_step, exp.global_batch, first_step=first_step, enabled=_is_main())
+    pending, meta = PendingMetrics(), _checkpoint_meta(exp)
+
+    def log_train(step):  # fetches and checks the pending metrics: NonFiniteLossError before anything is saved
+        averaged = pending.drain()
+        if averaged is not None:
+            writer.write(step, "train", averaged)
+            progress.update(step, loss=averaged["loss"], lr=averaged["learning_rate"])
+
+    def save(step, state, evaluated):
+        best = {BEST_METRIC: evaluated[BEST_METRIC]} if evaluated is not None else None
+        checkpointer.save(step, state, meta, force=True, metrics=best)
+
+    step, stopped_by, failure, evaluation, evaluated_at = first_step, None, None, None, None
+    started = time.perf_counter()
     # Signals are caught from the first step to the last save written, so a stop request during the final
     # evaluation or save also ends in a saved checkpoint and the "stopped by" line, never a killed process.
     with stop_on_signals() as stop:
         try:
-            state, step, stopped_by = run.train(state, first_step, stop)
+            for batch in host_batches(exp, first_step):
+                state, metrics = train_step(state, global_batch(batch, exp.mesh))
+                step += 1
+                pending.add(step, metrics)
+                stopped_by = _stop_reason(stop, checkpointer, step)
+                due = due_actions(config, exp, step, stopping=stopped_by is not None)
+                if due.log:
+                    log_train(step)
+                evaluated = None
+                if due.evaluate:
+                    progress.message(f"evaluating at step {step} ...")
+                    result = run_evaluation(exp, state.params, eval_step, step, workdir / EVAL_DIR,
+                                            progress.message, should_stop=lambda: stop.requested)
+                    if result is not None:  # None: abandoned for a stop request
+                        evaluation, evaluated_at, evaluated = result, step, result.metrics()
+                        writer.write(step, "eval", evaluated)
+                    progress.restart_clock()
+                if due.save:
+                    save(step, state, evaluated)
+                if stopped_by is None and stop.requested:  # the signal came during this step's evaluation or save:
+                    stopped_by = stop.signal_name  # stop here, with the state saved
+                    if not due.save:
+                        log_train(step)
+                        save(step, state, None)
+                if stopped_by:
+                    break
         except NonFiniteLossError as e:
             failure = e
         finally:
-            run.close()
+            progress.close()
+            try:
+                checkpointer.wait()
+                kept, best_step = checkpointer.latest_step(), checkpointer.best_step()
+            finally:
+                checkpointer.close()
+                writer.close()
         stopped_by = stopped_by or stop.signal_name if failure is None else None
+    _write_figures(exp, workdir, evaluation, evaluated_at)
     if failure is not None:
-        kept = run.latest_step
         raise NonFiniteLossError(
             f"training stopped: {failure}. Nothing was saved after it; the last good checkpoint is "
             + (f"step {kept} in {checkpointer.directory}" if kept is not None else "none (no save had happened yet)")
@@ -408,7 +408,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, log: C
         workdir=str(workdir), attention_type=exp.model.attention_type, first_step=first_step, last_step=step,
         total_steps=exp.total_steps, seconds=seconds,
         clips_per_second=(step - first_step) * exp.global_batch / max(seconds, 1e-9), stopped_by=stopped_by,
-        eval_metrics=run.eval_metrics, best_step=run.best_step,
+        eval_metrics=evaluation.metrics() if evaluation is not None else None, best_step=best_step,
     )
     if _is_main():
         (workdir / "summary.json").write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
@@ -431,6 +431,10 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, 
     state, _ = restored
     step = int(state.step)
     eval_step = make_eval_step(exp.model, exp.mesh, exp.shardings, step_config(exp), exp.rules)
-    metrics = run_evaluation(exp, state.params, eval_step, step, workdir / f"eval_step{step}", log)
-    log(f"reports: {workdir / f'eval_step{step}'}")
-    return step, metrics
+    directory = workdir / f"eval_step{step}"
+    result = run_evaluation(exp, state.params, eval_step, step, directory, log)
+    if _is_main():
+        plot_eval_confusion(result, exp.class_names, directory, step,
+                            f"{exp.model.attention_type}: video confusion, step {step}")
+    log(f"reports: {directory}")
+    return step, result.metrics()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jax
 
-from timesformer_jax.integrity import write_atomically
+from timesformer_jax.atomic_write import write_atomically
 
 
 def executable_meta(exp) -> dict:

@@ -1,7 +1,7 @@
 """Seconds per video of `tools/predict.py`'s path, split into decode (+ resize, crops) and model; and what
 seeking saves on a long file.
 
-    python benchmarks/predict.py --workdir /tmp/predict_bench [--long_minutes 10]
+    python benchmarks/predict_throughput.py --workdir /tmp/predict_bench [--long_minutes 10]
 
 1. base 8x224 (a random-weight Hugging Face TimesformerForVideoClassification, the K400 architecture), the
    official 1 x 3 views, float32 on this machine, on a 10 s 640x360 30 fps H.264 file: the median of 3 calls
