@@ -56,7 +56,7 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.model.attention_impl = ml_collections.FieldReference(None, field_type=str)
 
     config.dataset = ml_collections.ConfigDict()
-    config.dataset.name = "kinetics"
+    config.dataset.name = "kinetics"  # one of data/builders.py's, or any registered TFDS video dataset
     config.dataset.config = "400"
     config.dataset.data_dir = ml_collections.FieldReference(None, field_type=str)  # None: TFDS default
     config.dataset.short_side = ml_collections.FieldReference(None, field_type=int)  # None: as built (320)
@@ -66,6 +66,11 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     # "tfds": a record per video; "frames": the frame store beside it (a record per frame, a clip reads only
     # its frames; `tools/build_dataset.py --layout frames`, data/frame_store.py)
     config.dataset.layout = "tfds"
+    # A TFDS dataset that is not one of ours (data/sources.py): its frames and label features, and the frame rate
+    # taken when it stores none
+    config.dataset.video_feature = "video"
+    config.dataset.label_feature = "label"
+    config.dataset.fps = 30.0
 
     config.clip = ml_collections.ConfigDict(_dataclass_defaults(ClipConfig, exclude=_CLIP_FROM_MODEL))
     config.optimizer = ml_collections.ConfigDict(_dataclass_defaults(OptimizerConfig, exclude=("args",)))
@@ -158,6 +163,7 @@ _RULES = (
     ("eval_aggregation", lambda v: v in ("logits", "softmax"), "'logits' or 'softmax'"),
     ("sharding.replicate_indivisible", lambda v: isinstance(v, bool), "True or False"),
     ("dataset.layout", lambda v: v in ("tfds", "frames"), "'tfds' or 'frames'"),
+    ("dataset.fps", lambda v: _is_number(v) and v > 0, "a frame rate > 0"),
     *((f"mesh.{axis}", lambda v: _is_int(v) and (v == -1 or v > 0), "-1 (the remaining devices) or a positive integer")
       for axis in ("data", "fsdp", "tensor")),
 )

@@ -12,8 +12,8 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from timesformer_jax.data.builders import prepared_builder
 from timesformer_jax.data.frame_store import FrameStore, frame_store_dir
+from timesformer_jax.data.sources import TfdsVideoSource, prepared_source, source_class_names
 from timesformer_jax.data.clip_config import ClipConfig
 from timesformer_jax.model import TimeSformer
 from timesformer_jax.model.presets import check_model_fields
@@ -31,7 +31,7 @@ class Experiment:
     mesh: jax.sharding.Mesh
     # what the input pipelines read: the prepared TFDS builder, or the frame store beside it (dataset.layout
     # "frames"); None when compiled ahead of time without data (`experiment_without_data`)
-    data_source: tfds.core.DatasetBuilder | FrameStore | None
+    data_source: tfds.core.DatasetBuilder | TfdsVideoSource | FrameStore | None
     class_names: list[str]
     clip: ClipConfig
     global_batch: int  # clips per micro-step, all hosts
@@ -85,17 +85,16 @@ def _per_host(global_size: int, what: str, mesh) -> int:
 
 
 def _dataset(config: ml_collections.ConfigDict, num_classes: int):
-    """(prepared TFDS builder or FrameStore, class names, number of training videos) of `config.dataset`,
-    checked against the model's class count and the configured splits."""
-    builder = prepared_builder(config.dataset.name, config.dataset.data_dir, config.dataset.config,
-                               config.dataset.short_side)
+    """(prepared TFDS builder, TfdsVideoSource or FrameStore, class names, number of training videos) of
+    `config.dataset`, checked against the model's class count and the configured splits."""
+    builder = prepared_source(config.dataset)
     layout = config.dataset.get("layout", "tfds")
     if layout not in ("tfds", "frames"):
         raise ValueError(f"config.dataset.layout must be 'tfds' or 'frames', got {layout!r}")
-    class_names = list(builder.info.features["label"].names)  # the frame store holds the same, copied from here
-    if len(class_names) != num_classes:
+    names = source_class_names(builder)  # the frame store holds the same, copied from here
+    if len(names) != num_classes:
         raise ValueError(f"config.model.num_classes is {num_classes}, but dataset {builder.name}/"
-                         f"{builder.builder_config.name} has {len(class_names)} classes")
+                         f"{builder.builder_config.name} has {len(names)} classes")
     if layout == "frames":
         store = _frame_store(builder, config)
         return store, store.class_names, store.num_examples(config.dataset.train_split)
@@ -105,7 +104,7 @@ def _dataset(config: ml_collections.ConfigDict, num_classes: int):
         except (KeyError, ValueError) as e:
             raise ValueError(f"dataset {builder.name} has no split {split!r} ({e}); it has "
                              f"{sorted(builder.info.splits)}") from None
-    return builder, class_names, builder.info.splits[config.dataset.train_split].num_examples
+    return builder, names, builder.info.splits[config.dataset.train_split].num_examples
 
 
 def _frame_store(builder, config: ml_collections.ConfigDict) -> FrameStore:

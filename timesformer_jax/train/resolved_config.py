@@ -17,7 +17,7 @@ from typing import Callable
 import ml_collections
 
 from timesformer_jax.convert.converted_checkpoint import is_converted_checkpoint, read_converted_config
-from timesformer_jax.data.builders import prepared_builder
+from timesformer_jax.data.sources import prepared_source, source_class_names
 from timesformer_jax.model import TimeSformer
 from timesformer_jax.train.run_record import stored_config
 from timesformer_jax.train.workdir import is_training_workdir
@@ -53,10 +53,10 @@ def _with_data_fields(config: ml_collections.ConfigDict, log: Callable[[str], No
     infer_classes = dataset.get("infer_classes", False)
     if not infer_classes and dataset.eval_split != "auto":
         return
-    builder = prepared_builder(dataset.name, dataset.data_dir, dataset.config, dataset.short_side)
-    where = f"{dataset.name}/{builder.builder_config.name}"
+    builder = prepared_source(dataset)
+    where = f"{dataset.name}/{builder.builder_config.name if builder.builder_config else ''}"
     if infer_classes:
-        classes = len(builder.info.features["label"].names)
+        classes = len(source_class_names(builder))
         if classes != config.model.num_classes:
             log(f"classes: {classes}, from the prepared dataset {where}")
         config.model.num_classes = classes
