@@ -1,7 +1,10 @@
-"""Summarise a TimeSformer config: parameters, tokens attended per scheme, and one timed forward pass.
+"""Summarise the model of a training config: parameters, tokens attended per scheme, one timed forward pass.
 
-    python tools/summarize.py --config configs/model.py:timesformer_base
-    python tools/summarize.py --config configs/model.py:timesformer_tiny,axial --batch_size 4 --all_schemes
+    python tools/summarize.py --config configs/k400_base.py
+    python tools/summarize.py --config configs/k400_large.py:axial --batch_size 4 --all_schemes
+    python tools/summarize.py --config configs/demo.py --config.model.depth=2 --config.model.num_frames=16
+
+Any `config.model` field can be overridden (`--config.model.attention_type=axial`).
 """
 import time
 
@@ -10,10 +13,11 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from timesformer_jax.model import ATTENTION_TYPES, TimeSformer, abstract_params
+from timesformer_jax.model import ATTENTION_TYPES, TimeSformer, abstract_params, check_model_fields
+from timesformer_jax.train.config import model_fields
 from timesformer_jax.train.config_cli import parse_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Model config file (configs/model.py:<preset>).")
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (configs/<name>.py[:arg]); its model is summarised.")
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Clips in the timed forward pass.")
 _ALL = flags.DEFINE_bool("all_schemes", False, "Summarise every attention scheme, not only the config's.")
 flags.mark_flags_as_required(["config"])
@@ -41,7 +45,8 @@ def summarize(fields: dict, batch_size: int) -> str:
 
 def main(argv):
     del argv
-    fields = _CONFIG.value.to_dict()
+    fields = model_fields(_CONFIG.value)
+    check_model_fields(fields, source="config.model")
     fields["dtype"] = jnp.dtype(fields.get("dtype", "float32"))
     schemes = ATTENTION_TYPES if _ALL.value else (fields["attention_type"],)
     for scheme in schemes:
