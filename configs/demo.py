@@ -29,7 +29,7 @@ def get_config(arg: str = "divided_space_time"):
     # which makes a new model order-blind until they grow): divided attention then learns the direction of time
     # in the first third of the schedule instead of its last half (README, The demo). No effect on space-only,
     # which has no temporal stage.
-    config.model.temporal_fc_init_std = 0.02
+    config.model.stage_fc_init_std = 0.02
     config.dataset.name = "synthetic_motion"
     config.dataset.config = size
     config.dataset.eval_split = "test"

@@ -193,3 +193,36 @@ def test_unknown_remat_policy_is_named():
 
     with pytest.raises(ValueError, match="remat_policy 'everything'.*dots_no_batch"):
         check_model_fields({"remat_policy": "everything"})
+
+
+@pytest.mark.parametrize("attention_type, stages", [("divided_space_time", ["temporal_fc"]),
+                                                     ("sparse_local_global", ["local_fc"]),
+                                                     ("axial", ["temporal_fc", "width_fc"])])
+def test_stage_fc_init_std_initialises_every_stage_projection(attention_type, stages):
+    zero = create_model("timesformer_tiny", attention_type=attention_type)
+    drawn = create_model("timesformer_tiny", attention_type=attention_type, stage_fc_init_std=0.02)
+    for model, nonzero in ((zero, False), (drawn, True)):
+        block = nn.unbox(model.init(jax.random.key(0), jnp.zeros(model.clip_shape(1))))["params"]["blocks_0"]
+        assert sorted(name for name in block if name.endswith("_fc")) == sorted(stages)
+        for name in stages:
+            assert bool(jnp.any(block[name]["kernel"] != 0)) == nonzero, (attention_type, name)
+
+
+def test_fields_stored_under_their_earlier_name_still_load(tmp_path):
+    import json
+
+    from timesformer_jax.convert.converted_checkpoint import FORMAT, read_converted_config
+    from timesformer_jax.model.presets import check_model_fields
+    from timesformer_jax.train.run_record import read_stored_config, stored_config
+
+    with pytest.raises(ValueError, match="temporal_fc_init_std is now stage_fc_init_std"):
+        check_model_fields({"temporal_fc_init_std": 0.02})
+    model = dict(create_model("timesformer_tiny").__dict__)
+    fields = {k: model[k] for k in ("num_classes", "image_size", "num_frames", "patch_size", "hidden_size", "depth",
+                                    "num_heads", "mlp_dim")}
+    (tmp_path / "timesformer.json").write_text(json.dumps(
+        {"format": FORMAT, "model": {**fields, "temporal_fc_init_std": 0.02}}))
+    assert read_converted_config(tmp_path)["model"]["stage_fc_init_std"] == 0.02
+    (tmp_path / "config.json").write_text(json.dumps({"model": {"temporal_fc_init_std": 0.03}}))
+    assert read_stored_config(tmp_path)["model"] == {"stage_fc_init_std": 0.03}
+    assert stored_config(tmp_path).model.stage_fc_init_std == 0.03

@@ -24,7 +24,7 @@ import orbax.checkpoint as ocp
 
 from timesformer_jax.integrity import has_manifest, verify_manifest, write_manifest
 from timesformer_jax.user_files import read_json_object
-from timesformer_jax.model.presets import check_model_fields
+from timesformer_jax.model.presets import check_model_fields, upgrade_model_fields
 
 FORMAT = "timesformer_jax/converted-v1"
 CONFIG_FILE = "timesformer.json"
@@ -82,6 +82,7 @@ def read_converted_config(directory: str | Path) -> dict:
     model = config.get("model")
     if not isinstance(model, dict):
         raise ValueError(f"{path}: expected a 'model' object of TimeSformer fields, got {model!r}")
+    model = config["model"] = upgrade_model_fields(model)  # earlier field names, as an older version wrote them
     if isinstance(model.get("image_size"), list):
         model["image_size"] = tuple(model["image_size"])
     check_model_fields(model, source=f"{path} 'model'")

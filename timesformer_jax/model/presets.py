@@ -57,10 +57,20 @@ _FIELD_VALUES = {
     **{name: (lambda v: _is_number(v, 0.0) and v < 1, "a number in [0, 1)")
        for name in ("dropout_rate", "attention_dropout_rate", "drop_path_rate")},
     **{name: (lambda v: _is_number(v, 0.0), "a number >= 0")
-       for name in ("time_embed_init_std", "temporal_fc_init_std")},
+       for name in ("time_embed_init_std", "stage_fc_init_std")},
     **{name: (lambda v: isinstance(v, (bool, np.bool_)), "True or False")
        for name in ("qkv_bias", "resize_embeddings", "remat")},
 }
+
+
+# Fields stored under an earlier name (converted checkpoints, training workdirs): old -> current.
+RENAMED_FIELDS = {"temporal_fc_init_std": "stage_fc_init_std"}  # it also sets local_fc and width_fc
+
+
+def upgrade_model_fields(fields: dict) -> dict:
+    """`fields` (as stored: a converted checkpoint's or a run's config) with earlier names replaced by the
+    current ones (`RENAMED_FIELDS`)."""
+    return {RENAMED_FIELDS.get(name, name): value for name, value in fields.items()}
 
 
 def check_model_fields(fields: dict, source: str | None = None) -> None:
@@ -70,7 +80,9 @@ def check_model_fields(fields: dict, source: str | None = None) -> None:
     where = f"{source}: " if source else ""
     unknown = sorted(set(fields) - set(MODEL_FIELDS))
     if unknown:
-        raise ValueError(f"{where}unknown TimeSformer field(s) {unknown}; expected some of {list(MODEL_FIELDS)}")
+        renamed = "".join(f"; {name} is now {RENAMED_FIELDS[name]}" for name in unknown if name in RENAMED_FIELDS)
+        raise ValueError(f"{where}unknown TimeSformer field(s) {unknown}{renamed}; expected some of "
+                         f"{list(MODEL_FIELDS)}")
     for name, value in fields.items():
         if name in _FIELD_VALUES and not _FIELD_VALUES[name][0](value):
             raise ValueError(f"{where}TimeSformer field {name} must be {_FIELD_VALUES[name][1]}, got {value!r}")

@@ -100,7 +100,7 @@ class Block(nn.Module):
     attention_dropout_rate: float = 0.0
     drop_path_rate: float = 0.0
     attention_impl: str | None = None
-    temporal_fc_init_std: float = 0.0
+    stage_fc_init_std: float = 0.0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -130,7 +130,7 @@ class Block(nn.Module):
             y = drop_path(stage.grouping.merge(y, grid.shape), deterministic)
             fc = logical_dense(
                 width, (None, "embed"), ("embed",), f"{stage.name}_fc", self.dtype, self.param_dtype,
-                kernel_init=_normal_or_zeros(self.temporal_fc_init_std),
+                kernel_init=_normal_or_zeros(self.stage_fc_init_std),
             )
             y = fc(y)
             return cls, grid + y
@@ -192,11 +192,12 @@ class TimeSformer(nn.Module):
     remat: bool = False
     remat_policy: str = "nothing"  # what remat keeps from the forward pass: a REMAT_POLICIES name
     attention_impl: str | None = None
-    # Initial scale of the time embedding and of each temporal stage's output projection `<stage>_fc`: 0 starts
+    # Initial scale of the time embedding and of the output projection `<stage>_fc` of every stage without the cls
+    # token (`temporal_fc`, `local_fc`, `width_fc`): 0 starts
     # them at zero, as the official model does (a new model starts order-blind); > 0 draws them from a normal
     # distribution with that standard deviation (the demo uses it to learn frame order from scratch sooner).
     time_embed_init_std: float = 0.0
-    temporal_fc_init_std: float = 0.0
+    stage_fc_init_std: float = 0.0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 

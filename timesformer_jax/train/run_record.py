@@ -18,6 +18,7 @@ from pathlib import Path
 
 import ml_collections
 
+from timesformer_jax.model.presets import upgrade_model_fields
 from timesformer_jax.train.config import base_config, flat_fields
 from timesformer_jax.user_files import read_json_object
 
@@ -31,7 +32,7 @@ RESUMABLE_FIELDS = (
     "eval_every_epochs", "log_every_steps", "checkpoint.*",
     "batch_size", "eval_batch_size", "shuffle_buffer", "mesh.*", "sharding.*", "aot_executable",
     "model.dtype", "model.remat", "model.remat_policy", "model.attention_impl", "model.drop_path_rate",
-    "model.dropout_rate", "model.time_embed_init_std", "model.temporal_fc_init_std",
+    "model.dropout_rate", "model.time_embed_init_std", "model.stage_fc_init_std",
     "dataset.data_dir", "dataset.layout", "dataset.eval_split",
     "clip.num_temporal_views", "clip.num_spatial_crops", "clip.antialias", "clip.dtype",
     "eval_aggregation", "label_smoothing", "init_checkpoint",
@@ -59,7 +60,10 @@ def read_stored_config(workdir: str | Path) -> dict | None:
     path = Path(workdir) / CONFIG_FILE
     if not path.exists():
         return None
-    return read_json_object(path, "a training run's config")
+    stored = read_json_object(path, "a training run's config")
+    if isinstance(stored.get("model"), dict):  # earlier field names, as an older version wrote them
+        stored["model"] = upgrade_model_fields(stored["model"])
+    return stored
 
 
 def stored_config(workdir: str | Path) -> ml_collections.ConfigDict:
