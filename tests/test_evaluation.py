@@ -90,3 +90,15 @@ def test_eval_reports(tmp_path):
     assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
 
 
+
+
+def test_curves_of_a_run_with_nothing_logged_draw_without_warnings(tmp_path):
+    import warnings
+
+    from timesformer_jax.figures import plot_curves
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_curves([], tmp_path / "curves.png", "stopped at its first step")
+        plot_curves([{"kind": "train", "step": 1, "loss": 2.0, "accuracy": 0.5}], tmp_path / "one.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"

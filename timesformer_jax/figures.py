@@ -48,7 +48,8 @@ def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> P
     acc_ax.set(xlabel="step", ylabel="%", title="accuracy", ylim=(0, 100))
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # nothing logged yet (a run stopped at its first steps): no legend
+            ax.legend(loc="best", fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
