@@ -232,3 +232,13 @@ def test_damaged_training_config_names_the_file(tmp_path):
         with pytest.raises(ValueError, match=message) as error:
             timesformer_jax.load_pretrained(workdir)
         assert str(workdir / "config.json") in str(error.value)
+
+
+def test_a_hub_id_not_in_the_cache_names_the_download_command(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(FileNotFoundError, match="`hf download nobody/no-such-model`") as error:
+        timesformer_jax.load_pretrained("nobody/no-such-model")
+    assert "huggingface-cli" not in str(error.value)  # the installed huggingface_hub ships `hf` only

@@ -33,6 +33,6 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
         raise FileNotFoundError(
             f"cannot load Hugging Face Hub model {repo_id!r}" + (f" at revision {revision!r}" if revision else "")
             + f": not in the cache {constants.HF_HUB_CACHE} and not downloadable (HF_HUB_OFFLINE is {offline}; "
-            f"{type(e).__name__}: {e}). Download it where the Hub is reachable (huggingface-cli download "
-            f"{repo_id}), point HF_HUB_CACHE at a cache that has it, or pass a local path."
+            f"{type(e).__name__}: {e}). Download it where the Hub is reachable (`hf download "
+            f"{repo_id}`), point HF_HUB_CACHE at a cache that has it, or pass a local path."
         ) from e
