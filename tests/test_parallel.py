@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
 
     from timesformer_jax.model import create_model
     from timesformer_jax.parallel import (LOGICAL_AXIS_RULES, IndivisibleDimensionError, batch_sharding, create_mesh,
-                                          param_shardings)
+                                          logical_shardings)
 
     video = np.random.default_rng(0).normal(size=(8, 4, 32, 32, 3)).astype(np.float32)
     model = create_model("timesformer_tiny")  # 2 heads, MLP 128, width 64
@@ -40,13 +40,13 @@ SCRIPT = textwrap.dedent(
         abstract = jax.eval_shape(model.init, jax.random.key(0), video)
         if mesh.shape["tensor"] == 4:  # 2 heads cannot split over tensor=4: an error, unless asked to replicate
             try:
-                param_shardings(abstract, mesh)
+                logical_shardings(abstract, mesh)
                 raise AssertionError("an indivisible dimension was sharded or replicated silently")
             except IndivisibleDimensionError as e:
                 assert "['params']['blocks_0']['attn']" in str(e) and "(2, logical axis 'heads')" in str(e), e
                 assert "logical axis 'heads'" in str(e) and "('tensor',) of size 4" in str(e), e
                 assert "'tensor': 4" in str(e), e
-        shardings = param_shardings(abstract, mesh, replicate_indivisible=mesh.shape["tensor"] == 4)
+        shardings = logical_shardings(abstract, mesh, replicate_indivisible=mesh.shape["tensor"] == 4)
         with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
             variables = jax.jit(model.init, out_shardings=shardings)(jax.random.key(0), video)
             logits = jax.jit(model.apply)(variables, jax.device_put(video, batch_sharding(mesh)))

@@ -2,7 +2,7 @@
 from timesformer_jax.parallel.batches import global_batch
 from timesformer_jax.parallel.mesh import MESH_AXES, create_mesh, resolve_mesh_shape
 from timesformer_jax.parallel.rules import (LOGICAL_AXIS_RULES, IndivisibleDimensionError, batch_sharding,
-                                           logical_shardings, param_shardings, sharding_context, with_shardings)
+                                           logical_shardings, sharding_context, with_shardings)
 
 __all__ = [
     "LOGICAL_AXIS_RULES",
@@ -12,7 +12,6 @@ __all__ = [
     "create_mesh",
     "global_batch",
     "logical_shardings",
-    "param_shardings",
     "resolve_mesh_shape",
     "sharding_context",
     "with_shardings",

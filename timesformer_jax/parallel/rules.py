@@ -110,11 +110,6 @@ def _param_name(path) -> str:
     return jax.tree_util.keystr(path).replace(".value", "")
 
 
-def param_shardings(abstract_variables, mesh: Mesh, rules=LOGICAL_AXIS_RULES, replicate_indivisible: bool = False):
-    """NamedShardings for a (boxed, abstract) variable tree from `jax.eval_shape(model.init, ...)`, by rules."""
-    return logical_shardings(abstract_variables, mesh, rules, replicate_indivisible)
-
-
 def with_shardings(abstract, shardings):
     """`jax.ShapeDtypeStruct`s of the `abstract` tree's shapes and dtypes, placed on the matching `shardings`: the
     target of a sharded restore, or arguments to lower a jitted step without allocating anything."""

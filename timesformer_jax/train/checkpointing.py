@@ -105,6 +105,12 @@ def metrics_problem(step_directory: Path) -> str | None:
     return None
 
 
+def _unreadable(error: Exception) -> str:
+    """A checkpoint's problem when its files cannot be read as saved: the error's type and first line."""
+    first_line = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"cannot be read: {type(error).__name__}: {first_line}"
+
+
 class Checkpointer:
     def __init__(self, directory: str | Path, max_to_keep: int = 3, save_interval_steps: int = 1,
                  log: Callable[[str], None] | None = None):
@@ -268,8 +274,7 @@ class Checkpointer:
             restored = self.manager.restore(
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
         except Exception as e:  # TensorStore, orbax and JSON errors alike: the file cannot be read as saved
-            first_line = (str(e).strip().splitlines() or [""])[0][:200]
-            return f"cannot be read: {type(e).__name__}: {first_line}", None
+            return _unreadable(e), None
         if not isinstance(restored.meta, dict):
             return "meta is not a JSON object", None
         non_finite = non_finite_report(restored.state)
@@ -277,14 +282,20 @@ class Checkpointer:
             return non_finite, None
         return None, (restored.state, restored.meta)
 
+    def _existing_step(self, step: int | None) -> int | None:
+        """`step`, or the latest when None (None when there is no checkpoint); FileNotFoundError when `step` is
+        not a checkpoint of this directory."""
+        step = self.latest_step() if step is None else step
+        if step is not None and step not in self.manager.all_steps():
+            raise FileNotFoundError(f"no checkpoint for step {step} in {self.directory}; have {self.all_steps()}")
+        return step
+
     def restore(self, abstract_state, shardings, step: int | None = None):
         """(state on `shardings`, meta) of `step` (default: the latest), or None when there is no checkpoint.
         DamagedCheckpointError (one line, naming the step and the problem) when it does not verify."""
-        step = self.latest_step() if step is None else step
+        step = self._existing_step(step)
         if step is None:
             return None
-        if step not in self.manager.all_steps():
-            raise FileNotFoundError(f"no checkpoint for step {step} in {self.directory}; have {self.all_steps()}")
         self.check_layout(step, abstract_state)
         problem, restored = self._verified_restore(step, abstract_state, shardings)
         if problem is not None:
@@ -297,11 +308,9 @@ class Checkpointer:
         inference). The files are verified against the manifest first; CheckpointLayoutError when the stored
         parameters are not `abstract_params`' shapes, DamagedCheckpointError when they do not verify, cannot be
         read or hold non-finite values."""
-        step = self.latest_step() if step is None else step
+        step = self._existing_step(step)
         if step is None:
             return None
-        if step not in self.manager.all_steps():
-            raise FileNotFoundError(f"no checkpoint for step {step} in {self.directory}; have {self.all_steps()}")
         difference = self.layout_difference(step, abstract_params, item="params")
         if difference is not None:
             raise CheckpointLayoutError(f"checkpoint {step} in {self.directory} holds parameters of another model "
@@ -316,8 +325,7 @@ class Checkpointer:
                     item={"params": abstract_params}, restore_args={"params": as_host}, partial_restore=True))["params"]
                 meta = ocp.JsonCheckpointHandler().restore(directory / "meta")
             except Exception as e:  # TensorStore, orbax and JSON errors alike: the file cannot be read as saved
-                first_line = (str(e).strip().splitlines() or [""])[0][:200]
-                problem = f"cannot be read: {type(e).__name__}: {first_line}"
+                problem = _unreadable(e)
             else:
                 problem = non_finite_report(params) if isinstance(meta, dict) else "meta is not a JSON object"
         if problem is not None:
