@@ -105,3 +105,20 @@ def test_training_runs_on_a_foreign_tfds_dataset(prepared, tmp_path):
     summary = train_and_evaluate(config, tmp_path / "run", log=lambda m: None)
     assert summary.last_step == 2 and summary.eval_metrics is not None
     assert 0 <= summary.eval_metrics["video_top1"] <= 1
+
+
+def test_a_class_count_mismatch_names_a_dataset_without_configs(prepared, data_dir):
+    from test_training_loop import tiny_config
+
+    from timesformer_jax.train.experiment import build_experiment
+
+    config = tiny_config(data_dir)
+    config.dataset.update(name="tiny_png_videos", config=None, data_dir=str(prepared), video_feature="clip",
+                          label_feature="action", fps=10.0, train_split="train", eval_split="test")
+    config.model.num_classes = 5
+    with pytest.raises(ValueError, match="num_classes is 5, but dataset tiny_png_videos has 3 classes"):
+        build_experiment(config)
+    config.model.num_classes = 3
+    config.dataset.layout = "frames"
+    with pytest.raises(ValueError, match="tiny_png_videos is a TFDS dataset of another origin: use layout 'tfds'"):
+        build_experiment(config)

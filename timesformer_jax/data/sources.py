@@ -87,6 +87,12 @@ class TfdsVideoSource:
         return ds.enumerate().map(as_ours, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+def dataset_name(source) -> str:
+    """"name/config" of a prepared dataset, or "name" for a TFDS dataset without configs."""
+    config = source.builder_config
+    return f"{source.name}/{config.name}" if config is not None else source.name
+
+
 def source_class_names(source) -> list[str]:
     """The class names of a prepared dataset: one of ours or a `TfdsVideoSource`."""
     if isinstance(source, TfdsVideoSource):

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from timesformer_jax.data.frame_store import FrameStore, frame_store_dir
-from timesformer_jax.data.sources import TfdsVideoSource, prepared_source, source_class_names
+from timesformer_jax.data.sources import TfdsVideoSource, dataset_name, prepared_source, source_class_names
 from timesformer_jax.data.clip_config import ClipConfig
 from timesformer_jax.model import TimeSformer
 from timesformer_jax.model.presets import check_model_fields
@@ -93,8 +93,8 @@ def _dataset(config: ml_collections.ConfigDict, num_classes: int):
         raise ValueError(f"config.dataset.layout must be 'tfds' or 'frames', got {layout!r}")
     names = source_class_names(builder)  # the frame store holds the same, copied from here
     if len(names) != num_classes:
-        raise ValueError(f"config.model.num_classes is {num_classes}, but dataset {builder.name}/"
-                         f"{builder.builder_config.name} has {len(names)} classes")
+        raise ValueError(f"config.model.num_classes is {num_classes}, but dataset {dataset_name(builder)} has "
+                         f"{len(names)} classes")
     if layout == "frames":
         store = _frame_store(builder, config)
         return store, store.class_names, store.num_examples(config.dataset.train_split)
@@ -109,6 +109,9 @@ def _dataset(config: ml_collections.ConfigDict, num_classes: int):
 
 def _frame_store(builder, config: ml_collections.ConfigDict) -> FrameStore:
     """The frame store beside `builder`'s files, with the configured splits checked."""
+    if isinstance(builder, TfdsVideoSource):
+        raise ValueError(f"config.dataset.layout 'frames' reads a frame store written from one of this package's "
+                         f"builders; {dataset_name(builder)} is a TFDS dataset of another origin: use layout 'tfds'")
     root = frame_store_dir(builder)
     if not root.exists():
         raise FileNotFoundError(

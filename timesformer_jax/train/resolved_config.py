@@ -17,7 +17,7 @@ from typing import Callable
 import ml_collections
 
 from timesformer_jax.convert.converted_checkpoint import is_converted_checkpoint, read_converted_config
-from timesformer_jax.data.sources import prepared_source, source_class_names
+from timesformer_jax.data.sources import dataset_name, prepared_source, source_class_names
 from timesformer_jax.model import TimeSformer
 from timesformer_jax.train.run_record import stored_config
 from timesformer_jax.train.workdir import is_training_workdir
@@ -54,7 +54,7 @@ def _with_data_fields(config: ml_collections.ConfigDict, log: Callable[[str], No
     if not infer_classes and dataset.eval_split != "auto":
         return
     builder = prepared_source(dataset)
-    where = f"{dataset.name}/{builder.builder_config.name if builder.builder_config else ''}"
+    where = dataset_name(builder)
     if infer_classes:
         classes = len(source_class_names(builder))
         if classes != config.model.num_classes:
