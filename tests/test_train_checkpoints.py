@@ -87,3 +87,29 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_restore_onto_another_mesh_shape(tmp_path, run_on_devices):
     run_on_devices(SCRIPT, tmp_path / "ckpt")
+
+
+def test_a_save_without_room_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """A full disk is found before orbax writes: one error naming the checkpoint, the space needed and free, and
+    what is kept; no partial folder is left (orbax's writer threads would print a traceback per file)."""
+    import shutil
+
+    import jax.numpy as jnp
+
+    from timesformer_jax.train.checkpointing import CheckpointSaveError, committed_steps
+
+    state = {"w": jnp.ones((256, 256), jnp.float32)}  # 256 KiB
+    directory = tmp_path / "ckpt"
+    checkpointer = Checkpointer(directory)
+    checkpointer.save(1, state, {"step": 1}, force=True)
+    checkpointer.wait()
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real_usage(path)._replace(free=300_000))
+    with pytest.raises(CheckpointSaveError) as refused:
+        checkpointer.save(2, state, {"step": 2}, force=True)
+    message = str(refused.value)
+    assert "checkpoint 2" in message and "0.3 MiB free" in message and "step 1, is intact" in message
+    monkeypatch.undo()
+    checkpointer.close()
+    assert committed_steps(directory) == [1]
+    assert sorted(p.name for p in directory.iterdir()) == ["1"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -80,6 +81,42 @@ def has_checkpoints(directory: str | Path) -> bool:
 
 class CheckpointSaveError(RuntimeError):
     """Writing a checkpoint failed (a full disk, a lost mount); the steps committed before it are intact."""
+
+
+# A checkpoint takes its arrays' bytes plus OCDBT's index and orbax's metadata (about 1% for the demo's 2.7 MB
+# state); this much more must be free before a save starts.
+SPACE_MARGIN_FRACTION = 0.05
+SPACE_MARGIN_BYTES = 1 << 20
+
+
+def state_bytes(tree) -> int:
+    """Bytes a checkpoint of `tree` stores: each array once (its global size, however it is sharded)."""
+    return int(sum(np.dtype(leaf.dtype).itemsize * int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree)))
+
+
+def space_shortage(directory: Path, needed: int) -> str | None:
+    """None when the filesystem of `directory` has room for `needed` bytes plus the margin; else what is short.
+    Every process takes the same decision (the first process's view counts when they differ). Unknown space
+    (an unsupported filesystem) is not a shortage."""
+    existing = next((p for p in (directory, *directory.parents) if p.exists()), directory)
+    try:
+        free = shutil.disk_usage(existing).free
+    except OSError:
+        free = None
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        free = int(multihost_utils.broadcast_one_to_all(np.int64(-1 if free is None else free)))
+        free = None if free < 0 else free
+    wanted = int(needed * (1 + SPACE_MARGIN_FRACTION)) + SPACE_MARGIN_BYTES
+    if free is None or free >= wanted:
+        return None
+    return (f"it needs about {_megabytes(wanted)} and the filesystem has {_megabytes(free)} free (No space left "
+            "on device)")
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB"
 
 
 class CheckpointLayoutError(ValueError):
@@ -152,6 +189,13 @@ class Checkpointer:
     def save(self, step: int, state, meta: dict, force: bool = False, metrics: dict | None = None) -> bool:
         """Start an async save (returns whether one was started: interval, or `force`). `metrics` (with
         BEST_METRIC) rank it for keep-the-best. CheckpointSaveError when this or an earlier save failed."""
+        if not (force or self.manager.should_save(step)):
+            return False
+        self.wait()  # orbax waits for the previous save here too; the free space is then what it left
+        shortage = space_shortage(self.directory, state_bytes(state))
+        if shortage is not None:
+            raise CheckpointSaveError(f"not writing checkpoint {step} in {self.directory}: {shortage}; "
+                                      f"{self._what_is_kept(step)}. Free disk space first")
         with self._unsealed_lock:
             self._unsealed.append(step)
         try:
@@ -172,16 +216,20 @@ class Checkpointer:
         with self._unsealed_lock:
             step = self._unsealed[0] if self._unsealed else step
         first_line = (str(error).strip().splitlines() or [""])[0][:200]
+        which = f"checkpoint {step}" if step is not None else "a checkpoint"
+        return CheckpointSaveError(f"writing {which} in {self.directory} failed ({type(error).__name__}: "
+                                   f"{first_line}); {self._what_is_kept(step)}. Free disk space or fix the mount "
+                                   "first")
+
+    def _what_is_kept(self, step: int | None) -> str:
+        """What a failed or refused save of `step` leaves: the newest committed checkpoint before it, if any."""
         try:
             committed = [s for s in self.manager.all_steps() if step is None or s < step]
         except Exception:
             committed = []
-        kept = (f"the newest committed checkpoint, step {max(committed)}, is intact and nothing before it was "
+        return (f"the newest committed checkpoint, step {max(committed)}, is intact and nothing before it was "
                 f"lost; rerunning the same command resumes from it" if committed else "no checkpoint had been "
                 "committed yet; rerunning starts the run afresh")
-        which = f"checkpoint {step}" if step is not None else "a checkpoint"
-        return CheckpointSaveError(f"writing {which} in {self.directory} failed ({type(error).__name__}: "
-                                   f"{first_line}); {kept}. Free disk space or fix the mount first")
 
     def _seal(self) -> None:
         """orbax's post-finalization callback (background thread, one save at a time, in order): every file of
