@@ -8,6 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from timesformer_jax.model.splash import splash_attention
+
 Dtype = jnp.dtype
 
 dense_init = nn.initializers.truncated_normal(stddev=0.02)  # the official init of every Linear
@@ -47,15 +49,22 @@ class LogicalDense(nn.Module):
         return y
 
 
+# What `attention_impl` may name (None picks per platform, `train.experiment`): jax.nn.dot_product_attention's
+# XLA and cuDNN implementations, and the Pallas TPU splash kernel (`splash.py`).
+ATTENTION_IMPLS = ("xla", "cudnn", "splash")
+
 # cuDNN's fused attention trains only on even group lengths (jax's flash-attention check rejects the gradient
 # of Q = KV = 197 or 1569); groups are padded to a multiple of this for it.
 CUDNN_LENGTH_MULTIPLE = 8
 
 
 def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, implementation: str | None) -> jax.Array:
-    """softmax(q k^T / sqrt(head_dim)) v by `jax.nn.dot_product_attention`; q, k, v, result: (G, L, heads,
-    head_dim). For "cudnn", groups whose length is not a multiple of CUDNN_LENGTH_MULTIPLE are padded up to one
-    (`padded_attention`), so every scheme's groups (197 tokens, 1569, 8, ...) train on the fused kernel."""
+    """softmax(q k^T / sqrt(head_dim)) v by `jax.nn.dot_product_attention`, or by the splash kernel for "splash";
+    q, k, v, result: (G, L, heads, head_dim). For "cudnn", groups whose length is not a multiple of
+    CUDNN_LENGTH_MULTIPLE are padded up to one (`padded_attention`), so every scheme's groups (197 tokens, 1569,
+    8, ...) train on the fused kernel."""
+    if implementation == "splash":
+        return splash_attention(q, k, v)
     if implementation == "cudnn" and q.shape[1] % CUDNN_LENGTH_MULTIPLE:
         return padded_attention(q, k, v, implementation, CUDNN_LENGTH_MULTIPLE)
     return jax.nn.dot_product_attention(q, k, v, implementation=implementation)
@@ -91,7 +100,7 @@ class Attention(nn.Module):
     qkv_bias: bool = True
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
-    attention_impl: str | None = None  # jax.nn.dot_product_attention implementation: None, "xla", "cudnn"
+    attention_impl: str | None = None  # None or one of ATTENTION_IMPLS
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 

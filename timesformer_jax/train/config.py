@@ -52,7 +52,8 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.model.remat_policy = "nothing"  # with remat: what a block keeps (model.timesformer.REMAT_POLICIES)
     config.model.time_embed_init_std = 0.0  # 0: zeros, as the official model (see TimeSformer)
     config.model.stage_fc_init_std = 0.0  # the stages' output projections (temporal_fc, local_fc, width_fc)
-    # None: cuDNN fused attention on NVIDIA GPUs in bf16, XLA elsewhere; or "xla" / "cudnn"
+    # None: cuDNN fused attention on NVIDIA GPUs in bf16, the splash kernel on TPUs for groups of 512 tokens or
+    # more, XLA elsewhere (train.experiment.platform_attention_impl); or "xla" / "cudnn" / "splash"
     config.model.attention_impl = ml_collections.FieldReference(None, field_type=str)
 
     config.dataset = ml_collections.ConfigDict()

@@ -139,15 +139,32 @@ def _model(config: ml_collections.ConfigDict) -> TimeSformer:
     return TimeSformer(**fields)
 
 
-def _attention_for_platform(model: TimeSformer, mesh: jax.sharding.Mesh) -> TimeSformer:
-    """`attention_impl` None means: cuDNN's fused attention on NVIDIA GPUs in half precision (it needs bf16 /
-    fp16 and head_dim a multiple of 8, at most 128), XLA's everywhere else."""
-    platform = mesh.devices.flat[0].platform
+# On TPUs, attention_impl None picks the splash kernel when the scheme's longest attention group has at least
+# this many tokens; below it XLA's attention needs fewer temporaries (benchmarks/splash_crossover.py, measured in
+# docs/scaling.md).
+SPLASH_MIN_GROUP_LENGTH = 512
+
+
+def platform_attention_impl(model: TimeSformer, platform: str) -> str | None:
+    """What `attention_impl` None means for `model` on `platform` (a device's `.platform`): cuDNN's fused attention
+    on NVIDIA GPUs in half precision (it needs bf16 / fp16 and head_dim a multiple of 8, at most 128), the splash
+    kernel on TPUs for groups of SPLASH_MIN_GROUP_LENGTH tokens or more, XLA's (None) everywhere else. A set
+    `attention_impl` is kept."""
+    if model.attention_impl is not None:
+        return model.attention_impl
     half = jnp.dtype(model.dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
     head_dim = model.hidden_size // model.num_heads
-    if model.attention_impl is None and platform in ("gpu", "cuda") and half and head_dim % 8 == 0 and head_dim <= 128:
-        return model.clone(attention_impl="cudnn")
-    return model
+    if platform in ("gpu", "cuda") and half and head_dim % 8 == 0 and head_dim <= 128:
+        return "cudnn"
+    if platform == "tpu":
+        longest = max(layout.length for layout in model.scheme.layouts(model.num_frames, *model.config_grid))
+        if longest >= SPLASH_MIN_GROUP_LENGTH:
+            return "splash"
+    return None
+
+
+def _attention_for_platform(model: TimeSformer, mesh: jax.sharding.Mesh) -> TimeSformer:
+    return model.clone(attention_impl=platform_attention_impl(model, mesh.devices.flat[0].platform))
 
 
 def experiment_without_data(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_train_examples: int,
