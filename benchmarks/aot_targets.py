@@ -5,6 +5,8 @@
     python benchmarks/aot_targets.py --out docs/aot_results --group frames     # longest clip at batch 8, 1 H100
     python benchmarks/aot_targets.py --out docs/aot_results --group attention  # XLA vs cuDNN attention, 1 H100
     python benchmarks/aot_targets.py --out docs/aot_results --group remat      # remat policies, H100 and v5p-8
+    python benchmarks/aot_targets.py --out docs/aot_results --group splash     # XLA vs splash attention, TPU
+    python benchmarks/aot_targets.py --out docs/aot_results --group scan       # unrolled vs scanned blocks, v5p
 
 Each case runs the library behind tools/aot_compile.py (train step; eval too where --steps says) and writes
 the tool's JSON to OUT/<case>.json; OUT/table.md is rebuilt from every JSON there (the table in
@@ -27,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 _OUT = flags.DEFINE_string("out", "docs/aot_results", "Directory for the per-case JSON and table.md.")
-_GROUP = flags.DEFINE_enum("group", "tpu", ["tpu", "gpu", "frames", "attention", "remat", "table"], "Which cases to compile.")
+_GROUP = flags.DEFINE_enum("group", "tpu", ["tpu", "gpu", "frames", "attention", "remat", "splash", "scan", "table"], "Which cases to compile.")
 _STEPS = flags.DEFINE_list("steps", ["train"], "Steps to compile per case.")
 
 # (config, scheme, clips per device, remat): the paper's three settings; joint and space-only for base.
@@ -141,6 +143,32 @@ def _remat(out: Path) -> None:
                 _run(out, f"remat_{policy}-{name}__{target}", name, config, target, ["train"])
 
 
+def _splash(out: Path) -> None:
+    """XLA's attention against the Pallas splash kernel on TPU, train step: joint attention at the paper's base
+    setting on a v5p-8 and a v5e-8 (2 clips per chip), TimeSformer-L's 96 x 224 joint at one clip per v5p chip
+    (remat as the config), and divided attention (197- and 8-token groups, where XLA is kept) for contrast."""
+    cases = [("k400_base", "joint_space_time", "v5p-8", 8), ("k400_base", "joint_space_time", "v5litepod-8", 16),
+             ("k400_base", "divided_space_time", "v5p-8", 8), ("k400_large", "joint_space_time", "v5p-8", 4)]
+    for name, scheme, target, batch in cases:
+        for impl in ("xla", "splash"):
+            config = _config(name, scheme, batch, name == "k400_large", attention_impl=impl)
+            frames = config.model.num_frames
+            _run(out, f"splash_{impl}-{name}-{scheme}-{frames}f__{target}", name, config, target, ["train"])
+
+
+def _scan(out: Path) -> None:
+    """Unrolled against scanned blocks (`scan_blocks`): compile time, memory and FLOPs of the train step for the
+    paper's base (8 clips per chip) and TimeSformer-L (1 clip per chip, remat as its config) settings, on a v5p-8
+    and a v5p-256."""
+    for target, chips in (("v5p-8", 4), ("v5p-256", 128)):
+        for name, per_chip in (("k400_base", 8), ("k400_large", 1)):
+            for scan in (False, True):
+                config = _config(name, "divided_space_time", per_chip * chips, name == "k400_large",
+                                 scan_blocks=scan)
+                _run(out, f"scan_{'scanned' if scan else 'unrolled'}-{name}__{target}", name, config, target,
+                     ["train"])
+
+
 def _ms(data: dict, step: dict, term: str) -> str:
     """A roofline term in ms (reports written before the terms were separate fields: from the same fields, by the
     same formula as aot/compile.py)."""
@@ -155,7 +183,8 @@ def _ms(data: dict, step: dict, term: str) -> str:
 
 GROUPS = (("k400_", "The paper's settings (train step)"), ("attn_", "XLA against cuDNN attention, batch 8, one H100"),
           ("frames", "Longest clip at batch 8 on one H100 (bisection over frame counts)"),
-          ("remat_", "Remat policies"))
+          ("remat_", "Remat policies"), ("splash_", "XLA against the Pallas splash kernel on TPU (train step)"),
+          ("scan_", "Unrolled against scanned blocks (train step)"))
 
 
 def _row(data: dict) -> str:
@@ -164,6 +193,7 @@ def _row(data: dict) -> str:
     mesh = data["mesh"]
     memory = train["memory_per_device"]
     remat = f"on, {data.get('remat_policy', 'nothing')}" if data["remat"] else "off"
+    remat += ", scanned blocks" if data.get("scan_blocks") else ""
     return (f"| {data['config'].split('-')[0]} {data['num_frames']}x{data['image_size']} | {data['attention_type']} | "
             f"{data.get('attention_impl', 'xla')} | {data['target']} | {mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | "
             f"{data['global_batch'] / (mesh['data'] * mesh['fsdp']):g} | {remat} | "
@@ -228,6 +258,10 @@ def main(argv):
         _attention(out)
     elif _GROUP.value == "remat":
         _remat(out)
+    elif _GROUP.value == "splash":
+        _splash(out)
+    elif _GROUP.value == "scan":
+        _scan(out)
     print(write_table(out))
 
 

@@ -17,6 +17,7 @@ from timesformer_jax.convert.conversion import convert_checkpoint
 from timesformer_jax.convert.converted_checkpoint import is_converted_checkpoint, load_converted
 from timesformer_jax.convert.hub import hub_snapshot, looks_like_hub_id
 from timesformer_jax.model import MODEL_FIELDS, TimeSformer, apply_overrides
+from timesformer_jax.model.block_layout import to_layout
 from timesformer_jax.model.params import TreeMismatch, abstract_params, flat_shapes
 from timesformer_jax.protocol import check_protocol
 from timesformer_jax.train.workdir import is_training_workdir, read_training_checkpoint
@@ -64,6 +65,7 @@ def _stored_model(path: Path, fields: dict, params, class_names, overrides: dict
     `class_names` are kept when they name every class of the head; `protocol` (the stored test protocol) is
     checked."""
     module = TimeSformer(**apply_overrides(fields, overrides))
+    params = to_layout(params, module.scan_blocks)
     TreeMismatch.compare(flat_shapes(params), flat_shapes(abstract_params(module))).raise_if_any(
         f"{path} does not fit TimeSformer({', '.join(f'{k}={v!r}' for k, v in overrides.items())}): overrides "
         f"that change parameter shapes {remedy}",

@@ -17,7 +17,8 @@ def _collectives(found: dict) -> str:
 def format_report(report: AotReport) -> str:
     header = (f"{report.target}: {report.num_devices} x {report.device_kind}, mesh "
               + " ".join(f"{axis}={size}" for axis, size in report.mesh.items())
-              + f", {report.attention_type} ({report.attention_impl} attention), remat {f'on ({report.remat_policy})' if report.remat else 'off'}, global batch "
+              + f", {report.attention_type} ({report.attention_impl} attention), remat {f'on ({report.remat_policy})' if report.remat else 'off'}, blocks "
+              f"{'scanned' if report.scan_blocks else 'unrolled'}, global batch "
               f"{report.global_batch} (train) / {report.eval_batch} (eval)")
     columns = ("step", "args GiB", "outputs", "temps", "aliased", "total", "capacity", "fits", "TFLOP/step",
                "FLOPs by", "roofline ms", "clips/s <=", "compile s")

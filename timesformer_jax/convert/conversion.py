@@ -21,6 +21,7 @@ from timesformer_jax.convert.config_inference import target_fields
 from timesformer_jax.convert.readers import read_source
 from timesformer_jax.convert.to_flax import state_to_params
 from timesformer_jax.model import TimeSformer
+from timesformer_jax.model.block_layout import to_layout
 from timesformer_jax.protocol import model_protocol
 
 _CONVERSION_OPTIONS = ("preset", "temporal_init", "resample", "seed")  # convert_checkpoint's non-field keywords
@@ -55,12 +56,14 @@ def convert_checkpoint(
                                                    "hidden_size", "depth", "num_heads", "patch_size"))
         + ")"
     )
-    state, report = inflate_state(checkpoint.state, module, temporal_init=temporal_init, resample=resample, seed=seed)
+    unrolled = module.clone(scan_blocks=False)  # every reader maps official names onto unrolled blocks
+    state, report = inflate_state(checkpoint.state, unrolled, temporal_init=temporal_init, resample=resample,
+                                  seed=seed)
     report.source = checkpoint.source
     report.protocol = model_protocol(module.num_frames, module.config_grid[0] * module.patch_size, checkpoint.protocol)
     if checkpoint.class_names and "head.weight" in report.mapped and len(checkpoint.class_names) == module.num_classes:
         report.class_names = list(checkpoint.class_names)
-    return module, state_to_params(state, module), report
+    return module, to_layout(state_to_params(state, unrolled), module.scan_blocks), report
 
 
 def convert_to_directory(
@@ -97,5 +100,5 @@ def convert_to_directory(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     fields = {f: getattr(module, f) for f in ARCHITECTURE_FIELDS}
-    written = save_converted(output, fields, params, metadata, overwrite=overwrite)
+    written = save_converted(output, fields, to_layout(params, scanned=False), metadata, overwrite=overwrite)
     return written, report

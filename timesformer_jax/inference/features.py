@@ -30,6 +30,7 @@ import numpy as np
 from timesformer_jax.data.video_io import FrameStream, probe_video
 from timesformer_jax.inference.classify import protocol_for, softmax
 from timesformer_jax.inference.windows import WindowPlan, plan_windows
+from timesformer_jax.model.block_layout import block_outputs
 from timesformer_jax.user_files import printable
 
 POOLS = ("cls", "mean")
@@ -125,9 +126,9 @@ class FeatureExtractor:
         if self.block is None:
             features = inter["pre_logits"][0]
         elif self.pool == "cls":  # space-only keeps one cls token per frame: average them, as its head does
-            features = inter[f"blocks_{self.block}"]["cls"][0].reshape(batch, -1, module.hidden_size).mean(axis=1)
+            features = block_outputs(inter, self.block)["cls"][0].reshape(batch, -1, module.hidden_size).mean(axis=1)
         else:
-            features = inter[f"blocks_{self.block}"]["tokens"][0].reshape(batch, -1, module.hidden_size).mean(axis=1)
+            features = block_outputs(inter, self.block)["tokens"][0].reshape(batch, -1, module.hidden_size).mean(axis=1)
         return jnp.asarray(features, jnp.float32), logits
 
     def plan(self, video_length: int, fps: float) -> WindowPlan:

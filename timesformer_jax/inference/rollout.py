@@ -30,6 +30,8 @@ import dataclasses
 
 import numpy as np
 
+from timesformer_jax.model.block_layout import block_outputs
+
 
 @dataclasses.dataclass
 class AttentionRollout:
@@ -54,7 +56,7 @@ def captured_weights(module, params, clip: np.ndarray) -> list[list[np.ndarray]]
     inter = state["intermediates"]
     out = []
     for i in range(module.depth):
-        block = inter[f"blocks_{i}"]
+        block = block_outputs(inter, i)
         out.append([np.asarray(block["attn" if stage.with_cls else f"{stage.name}_attn"]["attention_weights"][0],
                                np.float32)
                     for stage in module.scheme.stages])

@@ -62,7 +62,7 @@ _FIELD_VALUES = {
     "attention_impl": (lambda v: v is None or v in ATTENTION_IMPLS,
                        f"None (chosen per platform) or one of {', '.join(map(repr, ATTENTION_IMPLS))}"),
     **{name: (lambda v: isinstance(v, (bool, np.bool_)), "True or False")
-       for name in ("qkv_bias", "resize_embeddings", "remat")},
+       for name in ("qkv_bias", "resize_embeddings", "remat", "scan_blocks")},
 }
 
 

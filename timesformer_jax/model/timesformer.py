@@ -37,11 +37,11 @@ class DropPath(nn.Module):
     them, so the cls token and the patch tokens of a clip are dropped together, as in the official flat sequence.
     """
 
-    rate: float
+    rate: float | jax.Array  # an array inside scanned blocks (`scan_blocks`), where each block has its own rate
 
     @nn.compact
     def __call__(self, branch, deterministic: bool):
-        if deterministic or self.rate == 0.0:
+        if deterministic or (isinstance(self.rate, (int, float)) and self.rate == 0.0):
             return branch
         keep = 1.0 - self.rate
         batch = jax.tree.leaves(branch)[0].shape[0]
@@ -143,8 +143,10 @@ class Block(nn.Module):
         return cls + cls_delta, grid + patch_delta
 
     @nn.compact
-    def __call__(self, cls: jax.Array, grid: jax.Array, deterministic: bool = True, capture_attention: bool = False):
-        drop_path = DropPath(self.drop_path_rate)
+    def __call__(self, cls: jax.Array, grid: jax.Array, deterministic: bool = True, capture_attention: bool = False,
+                 drop_path_rate: jax.Array | None = None):
+        """`drop_path_rate` (an array) replaces the field's rate: scanned blocks share their fields."""
+        drop_path = DropPath(self.drop_path_rate if drop_path_rate is None else drop_path_rate)
         for stage in get_scheme(self.attention_type).stages:
             stage.grouping.check(grid.shape)
             cls, grid = self._stage(stage, cls, grid, drop_path, deterministic, capture_attention)
@@ -191,6 +193,9 @@ class TimeSformer(nn.Module):
     resize_embeddings: bool = True
     remat: bool = False
     remat_policy: str = "nothing"  # what remat keeps from the forward pass: a REMAT_POLICIES name
+    # The blocks as one `nn.scan` (one compiled block instead of `depth`): parameters and intermediates under
+    # `blocks` with a leading (depth,) axis instead of `blocks_{i}` (`block_layout.py` converts between the two).
+    scan_blocks: bool = False
     attention_impl: str | None = None
     # Initial scale of the time embedding and of the output projection `<stage>_fc` of every stage without the cls
     # token (`temporal_fc`, `local_fc`, `width_fc`): 0 starts
@@ -310,14 +315,35 @@ class TimeSformer(nn.Module):
         return cls, nn.with_logical_constraint(grid, GRID_AXES)
 
     def _run_blocks(self, cls: jax.Array, grid: jax.Array, deterministic: bool, capture_attention: bool):
-        """The `depth` blocks, drop-path rate rising linearly from 0 to `drop_path_rate` as in the official model."""
+        """The `depth` blocks, drop-path rate rising linearly from 0 to `drop_path_rate` as in the official model;
+        unrolled, or scanned (`scan_blocks`) with the remat policy applied to each scanned block."""
         block_cls = Block
         if self.remat:
-            block_cls = nn.remat(Block, static_argnums=(3, 4), policy=remat_policy(self.remat_policy))
+            block_cls = nn.remat(Block, static_argnums=(3, 4), policy=remat_policy(self.remat_policy),
+                                 prevent_cse=not self.scan_blocks)
         block_fields = {name: getattr(self, name) for name in BLOCK_FIELDS}
-        for i, rate in enumerate(np.linspace(0.0, self.drop_path_rate, self.depth)):
+        rates = np.linspace(0.0, self.drop_path_rate, self.depth)
+        if self.scan_blocks:
+            return self._scanned_blocks(block_cls(**block_fields, drop_path_rate=0.0, name="blocks"), cls, grid,
+                                        deterministic, capture_attention, rates)
+        for i, rate in enumerate(rates):
             block = block_cls(**block_fields, drop_path_rate=float(rate), name=f"blocks_{i}")
             cls, grid = block(cls, grid, deterministic, capture_attention)
+        return cls, grid
+
+    def _scanned_blocks(self, block: Block, cls: jax.Array, grid: jax.Array, deterministic: bool,
+                        capture_attention: bool, rates: np.ndarray):
+        """`block` applied `depth` times by `nn.scan`: its parameters and intermediates stacked on a leading
+        (depth,) axis (replicated: no logical name), its drop-path rate scanned over `rates` (when any is > 0)."""
+
+        def body(module, carry, rate):
+            return module(*carry, deterministic, capture_attention, rate), None
+
+        scan = nn.scan(body, variable_axes={"params": 0, "intermediates": 0},
+                       split_rngs={"params": True, "dropout": True}, length=self.depth,
+                       metadata_params={nn.PARTITION_NAME: None})
+        scanned_rates = jnp.asarray(rates, jnp.float32) if self.drop_path_rate > 0 else None
+        (cls, grid), _ = scan(block, (cls, grid), scanned_rates)
         return cls, grid
 
     def _classify(self, cls: jax.Array) -> jax.Array:

@@ -16,6 +16,7 @@ import numpy as np
 
 from timesformer_jax.convert.conversion import convert_checkpoint
 from timesformer_jax.convert.converted_checkpoint import is_converted_checkpoint, load_converted
+from timesformer_jax.model.block_layout import is_scanned, to_layout
 from timesformer_jax.model.params import TreeMismatch, flat_shapes
 from timesformer_jax.train.workdir import is_training_workdir, read_training_checkpoint
 
@@ -47,6 +48,7 @@ def fit_pretrained(pretrained: dict, initial: dict, log: Callable[[str], None]) 
     """`pretrained` (host arrays) laid over `initial` (the model's freshly initialised parameters, any arrays):
     the head stays from `initial` when its shape differs; any other missing, unexpected or mis-shaped parameter
     is an error."""
+    pretrained = to_layout(pretrained, is_scanned(initial))  # checkpoints hold unrolled blocks, runs may scan
     got, want = flat_shapes(pretrained), flat_shapes(initial)
     fresh = [key for key in want if key.startswith(f"['{HEAD}']") and got.get(key) != want[key]]
     TreeMismatch.compare(got, want, ignore=fresh).raise_if_any(
