@@ -27,12 +27,15 @@ def _logits_and_grads(model, params, video):
     return logits, grads
 
 
-@pytest.mark.parametrize("attention_type, remat", [("divided_space_time", False), ("divided_space_time", True),
-                                                   ("joint_space_time", True), ("axial", False)])
+@pytest.mark.parametrize("attention_type, remat", [
+    ("divided_space_time", True), ("axial", False),
+    pytest.param("divided_space_time", False, marks=pytest.mark.slow),
+    pytest.param("joint_space_time", True, marks=pytest.mark.slow),
+])
 def test_scanned_blocks_compute_what_unrolled_blocks_compute(attention_type, remat):
     unrolled = create_model("timesformer_base", attention_type=attention_type, remat=remat, **TINY)
     scanned = unrolled.clone(scan_blocks=True)
-    video = _video()
+    video = _video(1)
     params = nn.unbox(unrolled.init(jax.random.PRNGKey(0), video))["params"]
     want_logits, want_grads = _logits_and_grads(unrolled, params, video)
     logits, grads = _logits_and_grads(scanned, stack_blocks(params), video)
@@ -45,7 +48,7 @@ def test_scanned_blocks_compute_what_unrolled_blocks_compute(attention_type, rem
 
 def test_scanned_parameters_stack_on_a_replicated_leading_axis():
     model = create_model("timesformer_base", scan_blocks=True, **TINY)
-    boxed = model.init(jax.random.PRNGKey(0), _video(1))["params"]
+    boxed = jax.eval_shape(model.init, jax.random.PRNGKey(0), _video(1))["params"]
     qkv = boxed["blocks"]["attn"]["qkv"]["kernel"]
     assert qkv.value.shape == (3, 16, 3, 2, 8) and qkv.names == (None, "embed", None, "heads", "kv")
     assert not any(key.startswith("blocks_") for key in boxed)

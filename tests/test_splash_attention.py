@@ -82,6 +82,7 @@ print("OK")
 """
 
 
+@pytest.mark.slow
 def test_splash_runs_under_shard_map_on_a_mesh(run_on_devices):
     """Groups over `data`, heads over `tensor` (4 simulated devices): the same logits and gradients as XLA."""
     run_on_devices(SHARDED, devices=4)

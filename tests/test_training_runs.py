@@ -73,6 +73,21 @@ def test_a_rerun_that_changes_the_architecture_is_refused_and_touches_nothing(ru
 
 
 @pytest.mark.slow
+def test_a_run_from_before_scanned_blocks_is_not_resumed_scanned(run_copy):
+    """A workdir whose config.json predates `model.scan_blocks` holds unrolled blocks: a config that scans is
+    refused naming the field, before any checkpoint is touched."""
+    workdir, config = run_copy
+    stored = json.loads((workdir / "config.json").read_text())
+    del stored["model"]["scan_blocks"]
+    (workdir / "config.json").write_text(json.dumps(stored))
+    before = listing(workdir)
+    config.model.scan_blocks = True
+    with pytest.raises(RunConfigError, match="model.scan_blocks False -> True"):
+        train_and_evaluate(config, workdir, log=quiet)
+    assert listing(workdir) == before
+
+
+@pytest.mark.slow
 def test_a_rerun_may_change_the_schedule_and_says_so(run_copy):
     workdir, config = run_copy
     config.max_steps = 3

@@ -63,6 +63,8 @@ def read_stored_config(workdir: str | Path) -> dict | None:
     stored = read_json_object(path, "a training run's config")
     if isinstance(stored.get("model"), dict):  # earlier field names, as an older version wrote them
         stored["model"] = upgrade_model_fields(stored["model"])
+        # Runs from before scanned blocks existed stored unrolled blocks: a config that scans cannot resume them.
+        stored["model"].setdefault("scan_blocks", False)
     return stored
 
 
