@@ -7,6 +7,7 @@
     python benchmarks/aot_targets.py --out docs/aot_results --group remat      # remat policies, H100 and v5p-8
     python benchmarks/aot_targets.py --out docs/aot_results --group splash     # XLA vs splash attention, TPU
     python benchmarks/aot_targets.py --out docs/aot_results --group scan       # unrolled vs scanned blocks, v5p
+    python benchmarks/aot_targets.py --out docs/aot_results --group splash_frames  # 8-96 frames, XLA vs splash
 
 Each case runs the library behind tools/aot_compile.py (train step; eval too where --steps says) and writes
 the tool's JSON to OUT/<case>.json; OUT/table.md is rebuilt from every JSON there (the table in
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 _OUT = flags.DEFINE_string("out", "docs/aot_results", "Directory for the per-case JSON and table.md.")
-_GROUP = flags.DEFINE_enum("group", "tpu", ["tpu", "gpu", "frames", "attention", "remat", "splash", "scan", "table"], "Which cases to compile.")
+_GROUP = flags.DEFINE_enum("group", "tpu", ["tpu", "gpu", "frames", "attention", "remat", "splash", "splash_frames", "scan", "table"], "Which cases to compile.")
 _STEPS = flags.DEFINE_list("steps", ["train"], "Steps to compile per case.")
 
 # (config, scheme, clips per device, remat): the paper's three settings; joint and space-only for base.
@@ -156,6 +157,16 @@ def _splash(out: Path) -> None:
             _run(out, f"splash_{impl}-{name}-{scheme}-{frames}f__{target}", name, config, target, ["train"])
 
 
+def _splash_frames(out: Path) -> None:
+    """The paper's Figure 3 on a TPU compiler, with and without the fused kernel: base at 224 px, 8 to 96 frames,
+    divided and joint, XLA and splash attention, 2 clips per chip on a v5p-8, no remat."""
+    for frames in (8, 16, 32, 64, 96):
+        for scheme in ("divided_space_time", "joint_space_time"):
+            for impl in ("xla", "splash"):
+                config = _config("k400_base", scheme, 8, False, num_frames=frames, attention_impl=impl)
+                _run(out, f"tpuframes_{impl}-{scheme}-{frames}f__v5p-8", "k400_base", config, "v5p-8", ["train"])
+
+
 def _scan(out: Path) -> None:
     """Unrolled against scanned blocks (`scan_blocks`): compile time, memory and FLOPs of the train step for the
     paper's base (8 clips per chip) and TimeSformer-L (1 clip per chip, remat as its config) settings, on a v5p-8
@@ -184,7 +195,8 @@ def _ms(data: dict, step: dict, term: str) -> str:
 GROUPS = (("k400_", "The paper's settings (train step)"), ("attn_", "XLA against cuDNN attention, batch 8, one H100"),
           ("frames", "Longest clip at batch 8 on one H100 (bisection over frame counts)"),
           ("remat_", "Remat policies"), ("splash_", "XLA against the Pallas splash kernel on TPU (train step)"),
-          ("scan_", "Unrolled against scanned blocks (train step)"))
+          ("scan_", "Unrolled against scanned blocks (train step)"),
+          ("tpuframes_", "Frames against memory on a v5p-8, XLA and splash attention (train step, 2 clips per chip)"))
 
 
 def _row(data: dict) -> str:
@@ -260,6 +272,8 @@ def main(argv):
         _remat(out)
     elif _GROUP.value == "splash":
         _splash(out)
+    elif _GROUP.value == "splash_frames":
+        _splash_frames(out)
     elif _GROUP.value == "scan":
         _scan(out)
     print(write_table(out))
