@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from model_gradients import logits_and_grads
 
 from timesformer_jax.model import create_model
 from timesformer_jax.model.block_layout import block_outputs, is_scanned, stack_blocks, to_layout, unstack_blocks
@@ -18,15 +19,6 @@ def _video(batch: int = 2) -> jax.Array:
     return jax.random.normal(jax.random.PRNGKey(1), (batch, 4, 24, 24, 3))
 
 
-def _logits_and_grads(model, params, video):
-    def loss(p):
-        logits = model.apply({"params": p}, video)
-        return jnp.sum(jnp.sin(logits)), logits
-
-    (_, logits), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
-    return logits, grads
-
-
 @pytest.mark.parametrize("attention_type, remat", [
     ("divided_space_time", True), ("axial", False),
     pytest.param("divided_space_time", False, marks=pytest.mark.slow),
@@ -37,8 +29,8 @@ def test_scanned_blocks_compute_what_unrolled_blocks_compute(attention_type, rem
     scanned = unrolled.clone(scan_blocks=True)
     video = _video(1)
     params = nn.unbox(unrolled.init(jax.random.PRNGKey(0), video))["params"]
-    want_logits, want_grads = _logits_and_grads(unrolled, params, video)
-    logits, grads = _logits_and_grads(scanned, stack_blocks(params), video)
+    want_logits, want_grads = logits_and_grads(unrolled, params, video)
+    logits, grads = logits_and_grads(scanned, stack_blocks(params), video)
     np.testing.assert_allclose(logits, want_logits, rtol=1e-5, atol=1e-6)
     grads = unstack_blocks(grads)
     assert jax.tree.structure(grads) == jax.tree.structure(want_grads)

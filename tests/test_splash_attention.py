@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from model_gradients import logits_and_grads
 
 from timesformer_jax.model import create_model
 from timesformer_jax.model.schemes import SCHEMES
@@ -17,15 +18,6 @@ TINY = dict(num_classes=5, image_size=24, num_frames=4, patch_size=4, hidden_siz
             mlp_dim=32)
 
 
-def _logits_and_grads(model, params, video):
-    def loss(p):
-        logits = model.apply({"params": p}, video)
-        return jnp.sum(jnp.sin(logits)), logits
-
-    (_, logits), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
-    return logits, grads
-
-
 @pytest.mark.parametrize("attention_type", sorted(SCHEMES))
 def test_splash_matches_xla_attention_on_every_scheme(attention_type):
     lengths = {layout.length for layout in SCHEMES[attention_type].layouts(4, 6, 6)}
@@ -34,8 +26,8 @@ def test_splash_matches_xla_attention_on_every_scheme(attention_type):
     splash = xla.clone(attention_impl="splash")
     video = jax.random.normal(jax.random.PRNGKey(1), (1, 4, 24, 24, 3))
     params = xla.init(jax.random.PRNGKey(0), video)["params"]
-    want_logits, want_grads = _logits_and_grads(xla, params, video)
-    logits, grads = _logits_and_grads(splash, params, video)
+    want_logits, want_grads = logits_and_grads(xla, params, video)
+    logits, grads = logits_and_grads(splash, params, video)
     np.testing.assert_allclose(logits, want_logits, rtol=1e-5, atol=1e-5 * float(jnp.abs(want_logits).max()))
     for (path, want), got in zip(jax.tree_util.tree_leaves_with_path(want_grads), jax.tree.leaves(grads)):
         scale = float(jnp.abs(want).max())
