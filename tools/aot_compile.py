@@ -6,6 +6,9 @@
     python tools/aot_compile.py --config configs/k400_base.py --target v5litepod-256 \
         --config.batch_size=2048 --config.mesh.fsdp=8 --num_train_examples=240000 --save train_step.bin
     # then, on the slice: python tools/train.py --config ... (same flags) --config.aot_executable=train_step.bin
+    python tools/aot_compile.py --config configs/k400_base.py:joint_space_time --target v5p-8 \
+        --config.batch_size=8 --config.model.attention_impl=splash      # or =xla: compare the attention kernels
+    python tools/aot_compile.py --config configs/k400_base.py --target v5p-8 --config.model.scan_blocks=true
 
 Compiles the config's real train and eval steps (what tools/train.py runs: same shardings, donation, dtypes)
 for TARGET on this machine and prints per device: memory (arguments, outputs, temporaries, aliased, total,
@@ -16,6 +19,8 @@ time. TARGET: a Cloud TPU accelerator type (v4-128, v5p-256, v5litepod-256, v6e-
 TPU targets need the `tpu` extra (in `make install`); GPU targets the `gpu-compile` extra (~2 GB:
 `pip install -e '.[gpu-compile]'`). The global batch (`--config.batch_size`, `--config.eval_batch_size`) must
 split over the mesh's data x fsdp devices. Exit status 0 when every step fits, 2 when one does not.
+The header line names the attention kernel and whether blocks are scanned; where XLA's FLOP count would be short
+(scanned blocks: a loop body counts once; splash: a kernel counts as nothing) the FLOPs are ours ("analytic").
 """
 import json
 import os
