@@ -20,7 +20,8 @@ TPU targets need the `tpu` extra (in `make install`); GPU targets the `gpu-compi
 `pip install -e '.[gpu-compile]'`). The global batch (`--config.batch_size`, `--config.eval_batch_size`) must
 split over the mesh's data x fsdp devices. Exit status 0 when every step fits, 2 when one does not.
 The header line names the attention kernel and whether blocks are scanned; where XLA's FLOP count would be short
-(scanned blocks: a loop body counts once; splash: a kernel counts as nothing) the FLOPs are ours ("analytic").
+(scanned blocks: a loop body counts once; splash: a kernel counts as nothing) the FLOPs are the analytic
+count of model/flops.py ("analytic").
 """
 import json
 import os
