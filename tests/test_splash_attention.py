@@ -12,19 +12,19 @@ from timesformer_jax.model import create_model
 from timesformer_jax.model.schemes import SCHEMES
 from timesformer_jax.model.splash import SPLASH_BLOCK, splash_attention
 
-# 4 frames of a 6 x 6 patch grid: groups of 37 (spatial), 4 (temporal), 145 (joint: two kernel blocks), 36
-# (local windows), 19 (global), 6 and 7 (axial width, height): none a multiple of the block.
-TINY = dict(num_classes=5, image_size=24, num_frames=4, patch_size=4, hidden_size=16, depth=1, num_heads=2,
+# 4 frames of a 4 x 4 patch grid: groups of 17 (spatial), 4 (temporal), 65 (joint), 16 (local windows), 9
+# (global), 4 and 5 (axial width, height): none a multiple of the block. Several blocks: the direct test below.
+TINY = dict(num_classes=5, image_size=16, num_frames=4, patch_size=4, hidden_size=16, depth=1, num_heads=2,
             mlp_dim=32)
 
 
 @pytest.mark.parametrize("attention_type", sorted(SCHEMES))
 def test_splash_matches_xla_attention_on_every_scheme(attention_type):
-    lengths = {layout.length for layout in SCHEMES[attention_type].layouts(4, 6, 6)}
+    lengths = {layout.length for layout in SCHEMES[attention_type].layouts(4, 4, 4)}
     assert all(length % SPLASH_BLOCK for length in lengths)
     xla = create_model("timesformer_base", attention_type=attention_type, attention_impl="xla", **TINY)
     splash = xla.clone(attention_impl="splash")
-    video = jax.random.normal(jax.random.PRNGKey(1), (1, 4, 24, 24, 3))
+    video = jax.random.normal(jax.random.PRNGKey(1), (1, 4, 16, 16, 3))
     params = xla.init(jax.random.PRNGKey(0), video)["params"]
     want_logits, want_grads = logits_and_grads(xla, params, video)
     logits, grads = logits_and_grads(splash, params, video)
@@ -32,6 +32,20 @@ def test_splash_matches_xla_attention_on_every_scheme(attention_type):
     for (path, want), got in zip(jax.tree_util.tree_leaves_with_path(want_grads), jax.tree.leaves(grads)):
         scale = float(jnp.abs(want).max())
         assert float(jnp.abs(got - want).max()) <= 1e-4 * scale, jax.tree_util.keystr(path)
+
+
+def test_splash_over_several_kernel_blocks_matches_xla_values_and_gradients():
+    """130 tokens: two blocks of 128, the second almost all padding."""
+    q, k, v = (jax.random.normal(key, (2, 130, 2, 16)) for key in jax.random.split(jax.random.PRNGKey(0), 3))
+
+    def loss(attention):
+        return lambda q, k, v: jnp.sum(jnp.sin(attention(q, k, v)))
+
+    np.testing.assert_allclose(splash_attention(q, k, v), jax.nn.dot_product_attention(q, k, v), atol=1e-5)
+    got = jax.grad(loss(splash_attention), argnums=(0, 1, 2))(q, k, v)
+    want = jax.grad(loss(jax.nn.dot_product_attention), argnums=(0, 1, 2))(q, k, v)
+    for g, w in zip(got, want):
+        assert float(jnp.abs(g - w).max()) <= 1e-4 * float(jnp.abs(w).max())
 
 
 def test_splash_in_bfloat16_follows_float32_attention():
@@ -100,7 +114,7 @@ def test_a_splash_model_exports_for_tpu_with_the_kernel():
     from jax import export
 
     model = create_model("timesformer_base", attention_type="joint_space_time", attention_impl="splash", **TINY)
-    video = jax.ShapeDtypeStruct((1, 4, 24, 24, 3), jnp.float32)
+    video = jax.ShapeDtypeStruct((1, 4, 16, 16, 3), jnp.float32)
     params = jax.eval_shape(lambda: nn.unbox(model.init(jax.random.PRNGKey(0), jnp.zeros(video.shape))["params"]))
     forward = jax.jit(lambda p, x: model.apply({"params": p}, x))
     exported = export.export(forward, platforms=("tpu",))(params, video)
