@@ -8,6 +8,8 @@
     python benchmarks/aot_targets.py --out docs/aot_results --group splash     # XLA vs splash attention, TPU
     python benchmarks/aot_targets.py --out docs/aot_results --group scan       # unrolled vs scanned blocks, v5p
     python benchmarks/aot_targets.py --out docs/aot_results --group splash_frames  # 8, 32, 96 frames, XLA vs splash
+    python benchmarks/aot_targets.py --out docs/aot_results --group tpu_models  # HR and L, 8-96 frames, v5p and v5e
+    python benchmarks/aot_targets.py --out docs/aot_results --group tpu_longest  # longest clip, 8 clips per v5p chip
 
 Each case runs the library behind tools/aot_compile.py (train step; eval too where --steps says) and writes
 the tool's JSON to OUT/<case>.json; OUT/table.md is rebuilt from every JSON there (the table in
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 _OUT = flags.DEFINE_string("out", "docs/aot_results", "Directory for the per-case JSON and table.md.")
-_GROUP = flags.DEFINE_enum("group", "tpu", ["tpu", "gpu", "frames", "attention", "remat", "splash", "splash_frames", "scan", "table"], "Which cases to compile.")
+_GROUP = flags.DEFINE_enum("group", "tpu", ["tpu", "gpu", "frames", "attention", "remat", "splash", "splash_frames", "tpu_models", "tpu_longest", "scan", "table"], "Which cases to compile.")
 _STEPS = flags.DEFINE_list("steps", ["train"], "Steps to compile per case.")
 
 # (config, scheme, clips per device, remat): the paper's three settings; joint and space-only for base.
@@ -107,16 +109,7 @@ def _largest_fitting(out: Path, impl: str, size: int, scheme: str, remat: bool) 
         train = _run(out, case, "k400_base", config, "h100", ["train"])["steps"]["train"]
         return train["fits"] and train["xla_rematerialized_ops"] == 0  # fits as written, no recomputation by XLA
 
-    low, high = 0, len(FRAME_CANDIDATES) - 1
-    if not fits_at(FRAME_CANDIDATES[low]):
-        return None
-    while low < high:  # invariant: FRAME_CANDIDATES[low] fits
-        middle = (low + high + 1) // 2
-        if fits_at(FRAME_CANDIDATES[middle]):
-            low = middle
-        else:
-            high = middle - 1
-    return FRAME_CANDIDATES[low]
+    return _bisect(fits_at)
 
 
 def _attention(out: Path) -> None:
@@ -167,6 +160,49 @@ def _splash_frames(out: Path) -> None:
                 _run(out, f"tpuframes_{impl}-{scheme}-{frames}f__v5p-8", "k400_base", config, "v5p-8", ["train"])
 
 
+def _tpu_models(out: Path) -> None:
+    """TimeSformer-HR (448 px, 2 clips per chip) and -L (224 px, 1 clip per chip), remat dots_no_batch and scanned
+    blocks (k400_large's defaults), divided and joint, XLA and splash attention: 8, 32 and 96 frames on a v5p-8, and
+    each model's own frame count (HR 16, L 96) on a v5e-8."""
+    cases = [(name, frames, "v5p-8") for name in ("k400_hr", "k400_large") for frames in (8, 32, 96)]
+    cases += [("k400_hr", 16, "v5litepod-8"), ("k400_large", 96, "v5litepod-8")]
+    for name, frames, target in cases:
+        per_chip = 2 if name == "k400_hr" else 1
+        for scheme in ("divided_space_time", "joint_space_time"):
+            for impl in ("xla", "splash"):
+                config = _config(name, scheme, 4 * per_chip, True, num_frames=frames, attention_impl=impl,
+                                 scan_blocks=True)
+                _run(out, f"tpumodels_{impl}-{name}-{scheme}-{frames}f__{target}", name, config, target, ["train"])
+
+
+def _tpu_longest(out: Path) -> None:
+    """Largest frame count in FRAME_CANDIDATES whose base 224 px train step fits a v5p chip at 8 clips per chip
+    (v5p-8, batch 32), remat dots_no_batch and scanned blocks, per scheme and attention implementation."""
+    for scheme in ("divided_space_time", "joint_space_time"):
+        for impl in ("xla", "splash"):
+            def fits_at(frames, scheme=scheme, impl=impl):
+                config = _config("k400_base", scheme, 32, True, num_frames=frames, attention_impl=impl,
+                                 remat_policy="dots_no_batch", scan_blocks=True)
+                case = f"tpulongest_{impl}-{scheme}-{frames}f__v5p-8"
+                train = _run(out, case, "k400_base", config, "v5p-8", ["train"])["steps"]["train"]
+                return train["fits"]
+            _bisect(fits_at)
+
+
+def _bisect(fits_at) -> int | None:
+    """The largest entry of FRAME_CANDIDATES for which fits_at holds (fitting is monotone in the frame count)."""
+    low, high = 0, len(FRAME_CANDIDATES) - 1
+    if not fits_at(FRAME_CANDIDATES[low]):
+        return None
+    while low < high:  # invariant: FRAME_CANDIDATES[low] fits
+        middle = (low + high + 1) // 2
+        if fits_at(FRAME_CANDIDATES[middle]):
+            low = middle
+        else:
+            high = middle - 1
+    return FRAME_CANDIDATES[low]
+
+
 def _scan(out: Path) -> None:
     """Unrolled against scanned blocks (`scan_blocks`): compile time, memory and FLOPs of the train step for the
     paper's base (8 clips per chip) and TimeSformer-L (1 clip per chip, remat as its config) settings, on a v5p-8
@@ -196,7 +232,9 @@ GROUPS = (("k400_", "The paper's settings (train step)"), ("attn_", "XLA against
           ("frames", "Longest clip at batch 8 on one H100 (bisection over frame counts)"),
           ("remat_", "Remat policies"), ("splash_", "XLA against the Pallas splash kernel on TPU (train step)"),
           ("scan_", "Unrolled against scanned blocks (train step)"),
-          ("tpuframes_", "Frames against memory on a v5p-8, XLA and splash attention (train step, 2 clips per chip)"))
+          ("tpuframes_", "Frames against memory on a v5p-8, XLA and splash attention (train step, 2 clips per chip)"),
+          ("tpumodels_", "TimeSformer-HR and -L, frames against memory on TPU, XLA and splash attention (train step)"),
+          ("tpulongest_", "Longest clip at 8 clips per v5p chip, base 224 px (bisection over frame counts)"))
 
 
 def _row(data: dict) -> str:
@@ -214,26 +252,30 @@ def _row(data: dict) -> str:
             f"{_ms(data, train, 'memory') if train['flops_source'] == 'xla' else 'n/a'} | {train['compile_seconds']:.0f} |")
 
 
-def frames_summary(cases: list[dict]) -> str:
-    """The `frames` group as one table: per attention implementation, image size, scheme and remat, the largest
-    frame count compiled that fits one H100 at batch 8 without XLA rematerializing, and the smallest that did not."""
+def longest_clip_summary(cases: list[dict], prefix: str, title: str, fits) -> str:
+    """One bisection group (cases named `prefix`...) as one table: per attention implementation, image size,
+    scheme and remat, the largest frame count compiled for which `fits(case)` holds and the smallest for which it
+    does not."""
     groups: dict[tuple, dict[int, bool]] = {}
     for c in cases:
-        if not c["case"].startswith("frames"):
-            continue
-        train = c["steps"]["train"]
-        key = (c.get("attention_impl", "xla"), c["image_size"], c["attention_type"], c["remat"])
-        groups.setdefault(key, {})[c["num_frames"]] = train["fits"] and train.get("xla_rematerialized_ops", 0) == 0
+        if c["case"].startswith(prefix):
+            key = (c.get("attention_impl", "xla"), c["image_size"], c["attention_type"], c["remat"])
+            groups.setdefault(key, {})[c["num_frames"]] = fits(c)
     if not groups:
         return ""
     rows = ["| attention | image | scheme | remat | largest frame count that fits | smallest that does not |",
             "|---|---|---|---|---|---|"]
-    for (impl, size, scheme, remat), fits in sorted(groups.items()):
-        good = [f for f, ok in fits.items() if ok]
-        bad = [f for f, ok in fits.items() if not ok]
+    for (impl, size, scheme, remat), fitting in sorted(groups.items()):
+        good = [f for f, ok in fitting.items() if ok]
+        bad = [f for f, ok in fitting.items() if not ok]
         rows.append(f"| {impl} | {size} | {scheme} | {'on' if remat else 'off'} | {max(good) if good else 'none'} | "
-                    f"{min(bad) if bad else f'none up to {max(fits)}'} |")
-    return ("### Longest clip, batch 8, one H100 (no XLA rematerialization)\n\n" + "\n".join(rows) + "\n")
+                    f"{min(bad) if bad else f'none up to {max(fitting)}'} |")
+    return f"### {title}\n\n" + "\n".join(rows) + "\n"
+
+
+def _fits_without_xla_remat(case: dict) -> bool:
+    train = case["steps"]["train"]
+    return train["fits"] and train.get("xla_rematerialized_ops", 0) == 0
 
 
 def write_table(out: Path) -> str:
@@ -248,9 +290,11 @@ def write_table(out: Path) -> str:
         rows = [_row(c) for c in cases if c["case"].startswith(prefix)]
         if rows:
             sections.append(f"### {title}\n\n{header}\n" + "\n".join(rows) + "\n")
-    summary = frames_summary(cases)
-    if summary:
-        sections.insert(0, summary)
+    summaries = [longest_clip_summary(cases, "frames", "Longest clip, batch 8, one H100 (no XLA rematerialization)",
+                                      _fits_without_xla_remat),
+                 longest_clip_summary(cases, "tpulongest_", "Longest clip, 8 clips per v5p chip (v5p-8, batch 32)",
+                                      lambda case: case["steps"]["train"]["fits"])]
+    sections = [summary for summary in summaries if summary] + sections
     table = "\n".join(sections)
     (out / "table.md").write_text(table)
     return table
@@ -263,6 +307,7 @@ def main(argv):
     groups = {"tpu": lambda: _grid(out, TPU_TARGETS, _STEPS.value), "gpu": lambda: _grid(out, GPU_TARGETS, _STEPS.value),
               "frames": lambda: _frames(out), "attention": lambda: _attention(out), "remat": lambda: _remat(out),
               "splash": lambda: _splash(out), "splash_frames": lambda: _splash_frames(out), "scan": lambda: _scan(out),
+              "tpu_models": lambda: _tpu_models(out), "tpu_longest": lambda: _tpu_longest(out),
               "table": lambda: None}
     groups[_GROUP.value]()
     print(write_table(out))

@@ -26,8 +26,8 @@ def test_demo_group_accuracies_and_table():
     assert accuracies["pairs"]["move_right/move_left"] == pytest.approx(4 / 6)  # 2 + 2 right of 4 + 2
     assert accuracies["pairs"]["move_down/move_up"] == 1.0
     assert accuracies["worst_pair"] == pytest.approx(4 / 6)
-    table = format_table([("divided_space_time", accuracies, 3.0)])
-    assert table.splitlines()[-1].split()[:2] == ["divided_space_time", "87.0"]
+    table = format_table([("divided_space_time", accuracies, 12.0, 3.0)])
+    assert table.splitlines()[-1].split() == ["divided_space_time", "87.0", "88.9", "66.7", "80.0", "11.1", "12.0", "3.0"]
 
 
 def test_a_stale_demo_run_is_set_aside_and_a_matching_one_kept(tmp_path):

@@ -95,17 +95,46 @@ def test_splash_runs_under_shard_map_on_a_mesh(run_on_devices):
 
 
 def test_tpus_pick_splash_for_long_groups_only():
-    from timesformer_jax.train.experiment import SPLASH_MIN_GROUP_LENGTH, platform_attention_impl
+    from timesformer_jax.train.experiment import SPLASH_MIN_GROUP_LENGTH, platform_attention
+
+    def picked(model, platform):
+        chosen = platform_attention(model, platform)
+        return chosen.attention_impl, chosen.splash_min_length
 
     joint = create_model("timesformer_base", attention_type="joint_space_time")  # groups of 8 x 196 + 1 tokens
     divided = create_model("timesformer_base")  # 197 and 8
-    assert 197 < SPLASH_MIN_GROUP_LENGTH <= 1569
-    assert platform_attention_impl(joint, "tpu") == "splash"
-    assert platform_attention_impl(joint.clone(num_frames=1), "tpu") is None  # one frame: 197 tokens
-    assert platform_attention_impl(divided, "tpu") is None
-    assert platform_attention_impl(joint, "cpu") is None
-    assert platform_attention_impl(joint.clone(dtype=jnp.bfloat16), "gpu") == "cudnn"
-    assert platform_attention_impl(joint.clone(attention_impl="xla"), "tpu") == "xla"
+    assert 197 < SPLASH_MIN_GROUP_LENGTH <= 785
+    assert picked(joint, "tpu") == ("splash", SPLASH_MIN_GROUP_LENGTH)
+    assert picked(joint.clone(num_frames=1), "tpu") == (None, 0)  # one frame: 197 tokens
+    assert picked(divided, "tpu") == (None, 0)
+    # 448 px divided: 785-token spatial groups on the kernel, the 8-token temporal ones on XLA's attention
+    assert picked(divided.clone(image_size=448), "tpu") == ("splash", SPLASH_MIN_GROUP_LENGTH)
+    assert picked(joint, "cpu") == (None, 0)
+    assert picked(joint.clone(dtype=jnp.bfloat16), "gpu") == ("cudnn", 0)
+    assert picked(joint.clone(attention_impl="xla"), "tpu") == ("xla", 0)
+    assert picked(joint.clone(attention_impl="splash"), "tpu") == ("splash", 0)  # set: every group
+
+
+def test_splash_min_length_sends_shorter_groups_to_xla(monkeypatch):
+    """Divided attention on a 4 x 4 grid of 4 frames: spatial groups of 17 tokens, temporal ones of 4. With
+    splash_min_length 10 only the spatial stage calls the kernel, and the logits equal XLA attention's."""
+    from timesformer_jax.model import attention
+
+    lengths = []
+    real_splash = attention.splash_attention
+
+    def recording_splash(q, k, v):
+        lengths.append(q.shape[1])
+        return real_splash(q, k, v)
+
+    monkeypatch.setattr(attention, "splash_attention", recording_splash)
+    model = create_model("timesformer_base", attention_impl="xla", **TINY)
+    video = jax.random.normal(jax.random.PRNGKey(1), (1, 4, 16, 16, 3))
+    params = model.init(jax.random.PRNGKey(0), video)["params"]
+    expected = model.apply({"params": params}, video)
+    mixed = model.clone(attention_impl="splash", splash_min_length=10).apply({"params": params}, video)
+    assert set(lengths) == {17}  # the spatial groups only, once per block
+    np.testing.assert_allclose(mixed, expected, atol=1e-5)
 
 
 def test_a_splash_model_exports_for_tpu_with_the_kernel():

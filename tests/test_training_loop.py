@@ -102,6 +102,27 @@ def test_stop_and_resume_equals_straight_run(data_dir, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_plateau_stops_the_run_and_a_rerun_trains_no_further(data_dir, tmp_path):
+    # Learning rate 0: every evaluation gives the same top-1, so with patience 2 the third evaluation (the second
+    # without an improvement) ends the run: 3 steps per epoch, evaluations at steps 3, 6, 9 of 30.
+    config = tiny_config(data_dir)
+    config.dataset.train_split = "train[:30]"
+    config.optimizer.update(epochs=10, base_learning_rate=0.0)
+    config.eval_every_epochs = 1
+    config.stop_on_plateau.update(patience=2, min_delta=0.01)
+    summary = train_and_evaluate(config, tmp_path / "run", log=lambda m: None)
+    assert (summary.last_step, summary.total_steps, summary.stopped_by) == (9, 30, None)
+    assert summary.plateau["step"] == 9 and summary.plateau["best_step"] == 3
+    assert "stopped on a plateau at step 9" in summary.text()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["plateau"]["step"] == 9
+
+    messages = []
+    again = train_and_evaluate(config, tmp_path / "run", log=messages.append)
+    assert (again.first_step, again.last_step) == (9, 9)  # decided from the stored evaluations: no more steps
+    assert any("the run had ended before: stopped on a plateau at step 9" in m for m in messages)
+
+
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     config = tiny_config(data_dir, max_steps=20)
     config.checkpoint.every_steps = 1

@@ -7,6 +7,7 @@ appearance. Used by `tools/demo.py` (`make demo`).
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -45,14 +46,15 @@ def group_accuracies(class_names: Sequence[str], confusion: np.ndarray) -> dict[
     }
 
 
-def format_table(rows: Sequence[tuple[str, dict[str, float], float]]) -> str:
-    """One row per scheme: `<attention_type>  <top-1 %>  ...`, with a header line above."""
+def format_table(rows: Sequence[tuple[str, dict[str, float], float, float]]) -> str:
+    """One row per scheme (name, accuracies, epochs trained, minutes): `<attention_type>  <top-1 %>  ...`, with a
+    header line above."""
     lines = [f"{'attention_type':<20} {'top1':>6} {'reversal_pairs':>15} {'worst_pair':>10} {'still':>6} "
-             f"{'pair_confusions':>16} {'train_min':>9}"]
-    for name, accuracies, minutes in rows:
+             f"{'pair_confusions':>16} {'epochs':>6} {'train_min':>9}"]
+    for name, accuracies, epochs, minutes in rows:
         lines.append(f"{name:<20} {100 * accuracies['top1']:>6.1f} {100 * accuracies['reversal_pairs']:>15.1f} "
                      f"{100 * accuracies['worst_pair']:>10.1f} {100 * accuracies['still']:>6.1f} "
-                     f"{100 * accuracies['pair_confusions']:>16.1f} {minutes:>9.1f}")
+                     f"{100 * accuracies['pair_confusions']:>16.1f} {epochs:>6.1f} {minutes:>9.1f}")
     return "\n".join(lines)
 
 
@@ -138,47 +140,91 @@ class DemoStopped(RuntimeError):
     """A run was stopped by a signal before it finished: there is no table to show."""
 
 
-def run_demo(get_config: Callable[[str], object], schemes: Sequence[str], workdir: str | Path,
-             log: Callable[[str], None] = print) -> str:
-    """Prepare synthetic_motion/demo under workdir/tfds, train and evaluate each scheme in workdir/<scheme>
-    (resuming what is there), write workdir/comparison.png; returns the table.
+@dataclasses.dataclass
+class SchemeResult:
+    """One scheme's demo run: its class-group accuracies (`group_accuracies`), eval curve and cost."""
 
-    A run made with another package version, dataset version or config is never resumed or reported: it is
-    moved to workdir/previous/<scheme>-<time> (nothing is deleted) and the scheme is trained again."""
+    scheme: str
+    seed: int
+    accuracies: dict
+    epochs: float  # epochs trained: where the plateau rule stopped the run, or the whole budget
+    minutes: float  # wall time of this call (training and evaluation; seconds when a finished run is re-evaluated)
+    eval_curve: list  # (step, video top-1) of every evaluation
+    plateau: dict | None  # train.plateau.Plateau's fields, when the rule ended the run
+
+    def row(self) -> tuple[str, dict, float, float]:
+        return self.scheme, self.accuracies, self.epochs, self.minutes
+
+
+def seed_dir(workdir: str | Path, seed: int) -> Path:
+    """Where the runs of one seed go: `<workdir>/seed<N>` (one folder per scheme inside, and comparison.png)."""
+    return Path(workdir) / f"seed{seed}"
+
+
+def prepare_demo_data(workdir: Path, log: Callable[[str], None] = print):
+    """The prepared synthetic_motion/demo builder under `workdir/tfds` (generated the first time)."""
     import time
 
     from timesformer_jax.data.builders import dataset_builder
-    from timesformer_jax.train.loop import EVAL_DIR, evaluate_checkpoint, train_and_evaluate
-    from timesformer_jax.train.metric_writers import read_history
 
-    workdir = Path(workdir).absolute()
     data_dir = workdir / "tfds"
     started = time.perf_counter()
     log(f"preparing synthetic_motion/demo in {data_dir} ...")
     builder = dataset_builder("synthetic_motion", str(data_dir), "demo")
     builder.download_and_prepare()
     log(f"dataset ready in {time.perf_counter() - started:.0f}s")
-    rows, histories = [], {}
+    return builder
+
+
+def train_scheme(config, run_dir: Path, dataset_version: str, log: Callable[[str], None] = print) -> SchemeResult:
+    """Train and evaluate `config` in `run_dir` (resuming what is there; a run made otherwise is set aside first,
+    `prepare_run_dir`) and read its result. DemoStopped when a signal stopped the run."""
+    import time
+
+    from timesformer_jax.train.loop import EVAL_DIR, evaluate_checkpoint, train_and_evaluate
+    from timesformer_jax.train.metric_writers import read_history
+
+    scheme = config.model.attention_type
+    prepare_run_dir(run_dir, run_stamp(config, dataset_version), log)
+    started = time.perf_counter()
+    summary = train_and_evaluate(config, run_dir, log=log)
+    if summary.stopped_by:  # Ctrl-C or a kill: no table from a run cut short; the checkpoint is kept
+        raise DemoStopped(f"{scheme} stopped by {summary.stopped_by} at step {summary.last_step} of "
+                          f"{summary.total_steps}; run the same command again to resume it (no table printed)")
+    if summary.eval_metrics is None:  # the run had already finished: evaluate its last checkpoint again
+        log(f"{scheme}: finished earlier with this package version, dataset and config; evaluating its last "
+            f"checkpoint again (delete {run_dir} to train it from scratch)")
+        step, _ = evaluate_checkpoint(config, run_dir, log=log)
+        confusion_csv = run_dir / f"eval_step{step}" / "confusion_matrix.csv"
+    else:
+        confusion_csv = run_dir / EVAL_DIR / "confusion_matrix.csv"
+    steps_per_epoch = summary.total_steps / config.optimizer.epochs
+    curve = [(r["step"], r["video_top1"]) for r in read_history(run_dir) if r["kind"] == "eval"]
+    return SchemeResult(scheme=scheme, seed=config.seed, accuracies=group_accuracies(*read_confusion(confusion_csv)),
+                        epochs=summary.last_step / steps_per_epoch, minutes=(time.perf_counter() - started) / 60,
+                        eval_curve=curve, plateau=summary.plateau)
+
+
+def run_demo(get_config: Callable[[str], object], schemes: Sequence[str], workdir: str | Path, seed: int = 0,
+             log: Callable[[str], None] = print) -> str:
+    """Prepare synthetic_motion/demo under workdir/tfds, train and evaluate each scheme with `seed` (model init
+    and data order) in workdir/seed<N>/<scheme> (resuming what is there), write workdir/seed<N>/comparison.png;
+    returns the table.
+
+    A run made with another package version, dataset version or config is never resumed or reported: it is
+    moved to workdir/seed<N>/previous/<scheme>-<time> (nothing is deleted) and the scheme is trained again."""
+    from timesformer_jax.train.metric_writers import read_history
+
+    workdir = Path(workdir).absolute()
+    builder = prepare_demo_data(workdir, log)
+    runs_dir = seed_dir(workdir, seed)
+    results, histories = [], {}
     for scheme in schemes:
         config = get_config(scheme)
-        config.dataset.data_dir = str(data_dir)
-        run_dir = workdir / scheme
-        prepare_run_dir(run_dir, run_stamp(config, str(builder.version)), log)
-        started = time.perf_counter()
-        summary = train_and_evaluate(config, run_dir, log=log)
-        if summary.stopped_by:  # Ctrl-C or a kill: no table from a run cut short; the checkpoint is kept
-            raise DemoStopped(f"{scheme} stopped by {summary.stopped_by} at step {summary.last_step} of "
-                              f"{summary.total_steps}; run `make demo` again to resume it (no table printed)")
-        if summary.eval_metrics is None:  # the run had already finished: evaluate its last checkpoint again
-            log(f"{scheme}: finished earlier with this package version, dataset and config; evaluating its last "
-                f"checkpoint again (delete {run_dir} to train it from scratch)")
-            step, _ = evaluate_checkpoint(config, run_dir, log=log)
-            confusion_csv = run_dir / f"eval_step{step}" / "confusion_matrix.csv"
-        else:
-            confusion_csv = run_dir / EVAL_DIR / "confusion_matrix.csv"
-        names, confusion = read_confusion(confusion_csv)
-        rows.append((scheme, group_accuracies(names, confusion), (time.perf_counter() - started) / 60))
-        histories[scheme] = read_history(run_dir)
-    log(f"curves: {plot_comparison(histories, workdir / 'comparison.png')}; per run: <scheme>/curves.png, "
-        f"<scheme>/eval/confusion_matrix.png")
-    return format_table(rows)
+        config.dataset.data_dir = str(workdir / "tfds")
+        config.seed = seed
+        results.append(train_scheme(config, runs_dir / scheme, str(builder.version), log))
+        histories[scheme] = read_history(runs_dir / scheme)
+    log(f"curves: {plot_comparison(histories, runs_dir / 'comparison.png')}; per run: {runs_dir}/<scheme>/"
+        "curves.png and <scheme>/eval/confusion_matrix.png")
+    return f"seed {seed}\n" + format_table([r.row() for r in results])

@@ -81,7 +81,7 @@ class AotReport:
     global_batch: int
     eval_batch: int
     attention_type: str
-    attention_impl: str  # what the compiled model uses ("xla", "cudnn" or "splash")
+    attention_impl: str  # what the compiled model uses: "xla", "cudnn", "splash" or "splash>=N" (XLA below N tokens)
     remat: bool
     remat_policy: str
     scan_blocks: bool
@@ -193,6 +193,14 @@ def mesh_for_batch(axis_sizes: dict, batch_sizes: tuple[int, ...], num_devices: 
     return {"data": data, "fsdp": sizes["fsdp"], "tensor": num_devices // (data * sizes["fsdp"])}
 
 
+def _attention_name(model) -> str:
+    """The compiled model's attention: "xla", "cudnn", "splash", or "splash>=N" when groups shorter than N tokens
+    use XLA's."""
+    if model.attention_impl == "splash" and model.splash_min_length > 0:
+        return f"splash>={model.splash_min_length}"
+    return model.attention_impl or "xla"
+
+
 def compile_config(config: ml_collections.ConfigDict, target: Target, *, steps=("train", "eval"),
                    save: str | Path | None = None, num_train_examples: int | None = None,
                    log: Callable[[str], None] = lambda message: None) -> AotReport:
@@ -238,5 +246,5 @@ def compile_config(config: ml_collections.ConfigDict, target: Target, *, steps=(
     return AotReport(
         target=target.name, device_kind=devices[0].device_kind, num_devices=len(devices), mesh=dict(mesh.shape),
         global_batch=exp.global_batch, eval_batch=exp.eval_global_batch, attention_type=exp.model.attention_type,
-        attention_impl=exp.model.attention_impl or "xla", remat=bool(exp.model.remat),
+        attention_impl=_attention_name(exp.model), remat=bool(exp.model.remat),
         remat_policy=exp.model.remat_policy, scan_blocks=bool(exp.model.scan_blocks), steps=reports)

@@ -58,13 +58,17 @@ ATTENTION_IMPLS = ("xla", "cudnn", "splash")
 CUDNN_LENGTH_MULTIPLE = 8
 
 
-def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, implementation: str | None) -> jax.Array:
-    """softmax(q k^T / sqrt(head_dim)) v by `jax.nn.dot_product_attention`, or by the splash kernel for "splash";
-    q, k, v, result: (G, L, heads, head_dim). For "cudnn", groups whose length is not a multiple of
-    CUDNN_LENGTH_MULTIPLE are padded up to one (`padded_attention`), so every scheme's groups (197 tokens, 1569,
-    8, ...) train on the fused kernel."""
+def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, implementation: str | None,
+                    splash_min_length: int = 0) -> jax.Array:
+    """softmax(q k^T / sqrt(head_dim)) v by `jax.nn.dot_product_attention`, or by the splash kernel for "splash"
+    (groups of `splash_min_length` tokens or more; shorter ones by XLA's attention); q, k, v, result:
+    (G, L, heads, head_dim). For "cudnn", groups whose length is not a multiple of CUDNN_LENGTH_MULTIPLE are
+    padded up to one (`padded_attention`), so every scheme's groups (197 tokens, 1569, 8, ...) train on the fused
+    kernel."""
     if implementation == "splash":
-        return splash_attention(q, k, v)
+        if q.shape[1] >= splash_min_length:
+            return splash_attention(q, k, v)
+        implementation = None
     if implementation == "cudnn" and q.shape[1] % CUDNN_LENGTH_MULTIPLE:
         return padded_attention(q, k, v, implementation, CUDNN_LENGTH_MULTIPLE)
     return jax.nn.dot_product_attention(q, k, v, implementation=implementation)
@@ -101,6 +105,7 @@ class Attention(nn.Module):
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     attention_impl: str | None = None  # None or one of ATTENTION_IMPLS
+    splash_min_length: int = 0  # with "splash": shorter groups use XLA's attention
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -130,7 +135,7 @@ class Attention(nn.Module):
             weights = nn.Dropout(self.attention_dropout_rate)(weights, deterministic=deterministic)
             out = jnp.einsum("ghqk,gkhd->gqhd", weights.astype(v.dtype), v)
         else:
-            out = fused_attention(q, k, v, self.attention_impl)
+            out = fused_attention(q, k, v, self.attention_impl, self.splash_min_length)
         y = logical_dense(
             width, ("heads", "kv", "embed"), ("embed",), "proj", self.dtype, self.param_dtype, num_in=2
         )(out)

@@ -54,6 +54,7 @@ _FIELD_VALUES = {
     "image_size": (_is_image_size, "a positive integer or a (height, width) pair of them"),
     **{name: (lambda v: _is_int(v, 1), "a positive integer")
        for name in ("num_frames", "patch_size", "in_channels", "hidden_size", "depth", "num_heads", "mlp_dim")},
+    "splash_min_length": (lambda v: _is_int(v, 0), "an integer >= 0"),
     "layer_norm_eps": (lambda v: _is_number(v, 0.0, strictly=True), "a positive number"),
     **{name: (lambda v: _is_number(v, 0.0) and v < 1, "a number in [0, 1)")
        for name in ("dropout_rate", "attention_dropout_rate", "drop_path_rate")},

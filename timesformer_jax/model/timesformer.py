@@ -100,6 +100,7 @@ class Block(nn.Module):
     attention_dropout_rate: float = 0.0
     drop_path_rate: float = 0.0
     attention_impl: str | None = None
+    splash_min_length: int = 0
     stage_fc_init_std: float = 0.0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
@@ -114,6 +115,7 @@ class Block(nn.Module):
             dropout_rate=self.dropout_rate,
             attention_dropout_rate=self.attention_dropout_rate,
             attention_impl=self.attention_impl,
+            splash_min_length=self.splash_min_length,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             name=name,
@@ -197,6 +199,9 @@ class TimeSformer(nn.Module):
     # `blocks` with a leading (depth,) axis instead of `blocks_{i}` (`block_layout.py` converts between the two).
     scan_blocks: bool = False
     attention_impl: str | None = None
+    # With attention_impl "splash": attention groups shorter than this many tokens use XLA's attention (on TPUs an
+    # unset attention_impl sets both, train.experiment.platform_attention)
+    splash_min_length: int = 0
     # Initial scale of the time embedding and of the output projection `<stage>_fc` of every stage without the cls
     # token (`temporal_fc`, `local_fc`, `width_fc`): 0 starts
     # them at zero, as the official model does (a new model starts order-blind); > 0 draws them from a normal

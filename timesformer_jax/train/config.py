@@ -27,6 +27,7 @@ from timesformer_jax.data.clip_config import ClipConfig
 from timesformer_jax.model.presets import PRESETS, check_model_fields
 from timesformer_jax.parallel.rules import LOGICAL_AXIS_RULES, rules_as_mapping, rules_from_mapping
 from timesformer_jax.train.optimizer import RECIPE_ARGS, OptimizerConfig, ScheduleConfig
+from timesformer_jax.train.plateau import plateau_rule
 
 _CLIP_FROM_MODEL = ("num_frames", "crop_size")
 
@@ -54,8 +55,10 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.model.scan_blocks = False  # the blocks as one nn.scan: faster compiles, stacked block parameters
     config.model.stage_fc_init_std = 0.0  # the stages' output projections (temporal_fc, local_fc, width_fc)
     # None: cuDNN fused attention on NVIDIA GPUs in bf16, the splash kernel on TPUs for groups of 512 tokens or
-    # more, XLA elsewhere (train.experiment.platform_attention_impl); or "xla" / "cudnn" / "splash"
+    # more (XLA for the shorter groups of the same model), XLA elsewhere (train.experiment.platform_attention); or
+    # "xla" / "cudnn" / "splash"
     config.model.attention_impl = ml_collections.FieldReference(None, field_type=str)
+    config.model.splash_min_length = 0  # with "splash": groups shorter than this use XLA's attention
 
     config.dataset = ml_collections.ConfigDict()
     config.dataset.name = "kinetics"  # one of data/builders.py's, or any registered TFDS video dataset
@@ -95,6 +98,9 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     # (width, depth, heads, patch, MLP) replaces the config's (train/resolved_config.py)
     config.init_checkpoint = ""
     config.eval_every_epochs = 1
+    # Stop when video top-1 has not improved by more than min_delta in `patience` evaluations in a row, counting
+    # from epoch start_from_epoch (train/plateau.py); patience 0: train the whole schedule
+    config.stop_on_plateau = ml_collections.ConfigDict(dict(patience=0, min_delta=0.01, start_from_epoch=0.0))
     config.eval_aggregation = "logits"  # how a video's views combine: "logits" (summed, as the official test) or "softmax"
     config.log_every_steps = 50
     config.max_steps = -1  # stop after this many steps (the schedule still spans optimizer.epochs); -1: all
@@ -205,6 +211,10 @@ def config_problems(config: ml_collections.ConfigDict) -> list[str]:
     try:
         sharding_rules(config)
     except ValueError as e:
+        problems.append(str(e))
+    try:
+        plateau_rule(config)
+    except (TypeError, ValueError) as e:
         problems.append(str(e))
     return problems
 

@@ -139,32 +139,33 @@ def _model(config: ml_collections.ConfigDict) -> TimeSformer:
     return TimeSformer(**fields)
 
 
-# On TPUs, attention_impl None picks the splash kernel when the scheme's longest attention group has at least
-# this many tokens; below it XLA's attention needs fewer temporaries (benchmarks/splash_crossover.py, measured in
+# On TPUs, attention_impl None runs the splash kernel on attention groups of at least this many tokens and XLA's
+# attention on shorter ones, which it runs with fewer temporaries (benchmarks/splash_crossover.py, measured in
 # docs/scaling.md).
 SPLASH_MIN_GROUP_LENGTH = 512
 
 
-def platform_attention_impl(model: TimeSformer, platform: str) -> str | None:
-    """What `attention_impl` None means for `model` on `platform` (a device's `.platform`): cuDNN's fused attention
-    on NVIDIA GPUs in half precision (it needs bf16 / fp16 and head_dim a multiple of 8, at most 128), the splash
-    kernel on TPUs for groups of SPLASH_MIN_GROUP_LENGTH tokens or more, XLA's (None) everywhere else. A set
+def platform_attention(model: TimeSformer, platform: str) -> TimeSformer:
+    """`model` with what `attention_impl` None means on `platform` (a device's `.platform`): cuDNN's fused
+    attention on NVIDIA GPUs in half precision (it needs bf16 / fp16 and head_dim a multiple of 8, at most 128);
+    on TPUs, when the scheme has groups of SPLASH_MIN_GROUP_LENGTH tokens or more, the splash kernel for those
+    groups (`splash_min_length`) and XLA's attention for the shorter ones; XLA's (None) everywhere else. A set
     `attention_impl` is kept."""
     if model.attention_impl is not None:
-        return model.attention_impl
+        return model
     half = jnp.dtype(model.dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
     head_dim = model.hidden_size // model.num_heads
     if platform in ("gpu", "cuda") and half and head_dim % 8 == 0 and head_dim <= 128:
-        return "cudnn"
+        return model.clone(attention_impl="cudnn")
     if platform == "tpu":
         longest = max(layout.length for layout in model.scheme.layouts(model.num_frames, *model.config_grid))
         if longest >= SPLASH_MIN_GROUP_LENGTH:
-            return "splash"
-    return None
+            return model.clone(attention_impl="splash", splash_min_length=SPLASH_MIN_GROUP_LENGTH)
+    return model
 
 
 def _attention_for_platform(model: TimeSformer, mesh: jax.sharding.Mesh) -> TimeSformer:
-    return model.clone(attention_impl=platform_attention_impl(model, mesh.devices.flat[0].platform))
+    return platform_attention(model, mesh.devices.flat[0].platform)
 
 
 def experiment_without_data(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, num_train_examples: int,

@@ -43,6 +43,7 @@ from timesformer_jax.train.evaluation import EvalResult, evaluate, plot_eval_con
 from timesformer_jax.train.experiment import (Experiment, build_experiment, epoch_seed, step_config,
                                               step_functions)
 from timesformer_jax.train.metric_writers import MetricWriter, read_history
+from timesformer_jax.train.plateau import PLATEAU_METRIC, Plateau, find_plateau, plateau_rule
 from timesformer_jax.train.preemption import stop_on_signals
 from timesformer_jax.train.pretrained_init import fit_pretrained, read_pretrained
 from timesformer_jax.train.progress import ProgressBar, format_duration
@@ -77,6 +78,7 @@ class RunSummary:
     stopped_by: str | None = None  # a signal name when the run was interrupted
     eval_metrics: dict | None = None  # the last evaluation
     best_step: int | None = None
+    plateau: dict | None = None  # where config.stop_on_plateau ended the run (train.plateau.Plateau's fields)
 
     def text(self) -> str:
         lines = [f"run in {self.workdir}: {self.attention_type}, steps {self.first_step} -> {self.last_step} of "
@@ -84,6 +86,8 @@ class RunSummary:
         if self.stopped_by:
             lines.append(f"stopped by {self.stopped_by} at step {self.last_step}; checkpoint saved; run the same "
                          "command again to resume")
+        if self.plateau:
+            lines.append(Plateau(**self.plateau).text())
         if self.eval_metrics:
             m = self.eval_metrics
             lines.append(f"eval: video top-1 {100 * m['video_top1']:.2f}%  top-5 {100 * m['video_top5']:.2f}%  "
@@ -353,13 +357,19 @@ def _train(exp: Experiment, workdir: Path, log: Callable[[str], None]) -> RunSum
         best = {BEST_METRIC: evaluated[BEST_METRIC]} if evaluated is not None else None
         checkpointer.save(step, state, meta, force=True, metrics=best)
 
+    rule = plateau_rule(config)
+    evaluations = [(r["step"], r[PLATEAU_METRIC]) for r in read_history(workdir)
+                   if r["kind"] == "eval" and r["step"] <= first_step]
+    plateau = find_plateau(evaluations, rule, exp.steps_per_epoch)
+    if plateau is not None:
+        log(f"the run had ended before: {plateau.text()}")
     step, stopped_by, failure, evaluation, evaluated_at = first_step, None, None, None, None
     started = time.perf_counter()
     # Signals are caught from the first step to the last save written, so a stop request during the final
     # evaluation or save also ends in a saved checkpoint and the "stopped by" line, never a killed process.
     with stop_on_signals() as stop:
         try:
-            for batch in host_batches(exp, first_step):
+            for batch in host_batches(exp, first_step) if plateau is None else ():
                 state, metrics = train_step(state, global_batch(batch, exp.mesh))
                 step += 1
                 pending.add(step, metrics)
@@ -375,6 +385,8 @@ def _train(exp: Experiment, workdir: Path, log: Callable[[str], None]) -> RunSum
                     if result is not None:  # None: abandoned for a stop request
                         evaluation, evaluated_at, evaluated = result, step, result.metrics()
                         writer.write(step, "eval", evaluated)
+                        evaluations.append((step, evaluated[PLATEAU_METRIC]))
+                        plateau = find_plateau(evaluations, rule, exp.steps_per_epoch)
                     progress.restart_clock()
                 if due.save:
                     save(step, state, evaluated)
@@ -383,7 +395,7 @@ def _train(exp: Experiment, workdir: Path, log: Callable[[str], None]) -> RunSum
                     if not due.save:
                         log_train(step)
                         save(step, state, None)
-                if stopped_by:
+                if stopped_by or plateau is not None:
                     break
         except NonFiniteLossError as e:
             failure = e
@@ -409,6 +421,7 @@ def _train(exp: Experiment, workdir: Path, log: Callable[[str], None]) -> RunSum
         total_steps=exp.total_steps, seconds=seconds,
         clips_per_second=(step - first_step) * exp.global_batch / max(seconds, 1e-9), stopped_by=stopped_by,
         eval_metrics=evaluation.metrics() if evaluation is not None else None, best_step=best_step,
+        plateau=dataclasses.asdict(plateau) if plateau is not None else None,
     )
     if _is_main():
         (workdir / "summary.json").write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")

@@ -31,11 +31,12 @@ RESUMABLE_FIELDS = (
     "optimizer.clip_grad_norm", "schedule.*", "max_steps",
     "eval_every_epochs", "log_every_steps", "checkpoint.*",
     "batch_size", "eval_batch_size", "shuffle_buffer", "mesh.*", "sharding.*", "aot_executable",
-    "model.dtype", "model.remat", "model.remat_policy", "model.attention_impl", "model.drop_path_rate",
+    "model.dtype", "model.remat", "model.remat_policy", "model.attention_impl", "model.splash_min_length",
+    "model.drop_path_rate",
     "model.dropout_rate", "model.time_embed_init_std", "model.stage_fc_init_std",
     "dataset.data_dir", "dataset.layout", "dataset.eval_split",
     "clip.num_temporal_views", "clip.num_spatial_crops", "clip.antialias", "clip.dtype",
-    "eval_aggregation", "label_smoothing", "init_checkpoint",
+    "eval_aggregation", "label_smoothing", "init_checkpoint", "stop_on_plateau.*",
 )
 
 
