@@ -162,31 +162,43 @@ def _splash_frames(out: Path) -> None:
 
 def _tpu_models(out: Path) -> None:
     """TimeSformer-HR (448 px, 2 clips per chip) and -L (224 px, 1 clip per chip), remat dots_no_batch and scanned
-    blocks (k400_large's defaults), divided and joint, XLA and splash attention: 8, 32 and 96 frames on a v5p-8, and
-    each model's own frame count (HR 16, L 96) on a v5e-8."""
-    cases = [(name, frames, "v5p-8") for name in ("k400_hr", "k400_large") for frames in (8, 32, 96)]
+    blocks (k400_large's defaults), divided and joint: XLA's attention against the TPU default (`attention_impl`
+    None: splash on groups of 512 tokens or more, XLA on shorter ones; compiled only where it differs from XLA),
+    8, 32 and 96 frames on a v5p-8 and each model's own frame count (HR 16, L 96) on a v5e-8."""
+    cases = [(name, frames, "v5p-8") for name in ("k400_hr", "k400_large") for frames in (8, 96, 32)]
     cases += [("k400_hr", 16, "v5litepod-8"), ("k400_large", 96, "v5litepod-8")]
     for name, frames, target in cases:
         per_chip = 2 if name == "k400_hr" else 1
         for scheme in ("divided_space_time", "joint_space_time"):
-            for impl in ("xla", "splash"):
+            for impl in ("xla", None):
                 config = _config(name, scheme, 4 * per_chip, True, num_frames=frames, attention_impl=impl,
                                  scan_blocks=True)
-                _run(out, f"tpumodels_{impl}-{name}-{scheme}-{frames}f__{target}", name, config, target, ["train"])
+                if impl is None and _tpu_default_is_xla(config):
+                    continue
+                _run(out, f"tpumodels_{impl or 'auto'}-{name}-{scheme}-{frames}f__{target}", name, config, target,
+                     ["train"])
+
+
+def _tpu_default_is_xla(config) -> bool:
+    from timesformer_jax.model import TimeSformer
+    from timesformer_jax.train.config import model_fields
+    from timesformer_jax.train.experiment import platform_attention
+
+    return platform_attention(TimeSformer(**model_fields(config)), "tpu").attention_impl is None
 
 
 def _tpu_longest(out: Path) -> None:
     """Largest frame count in FRAME_CANDIDATES whose base 224 px train step fits a v5p chip at 8 clips per chip
-    (v5p-8, batch 32), remat dots_no_batch and scanned blocks, per scheme and attention implementation."""
-    for scheme in ("divided_space_time", "joint_space_time"):
-        for impl in ("xla", "splash"):
-            def fits_at(frames, scheme=scheme, impl=impl):
-                config = _config("k400_base", scheme, 32, True, num_frames=frames, attention_impl=impl,
-                                 remat_policy="dots_no_batch", scan_blocks=True)
-                case = f"tpulongest_{impl}-{scheme}-{frames}f__v5p-8"
-                train = _run(out, case, "k400_base", config, "v5p-8", ["train"])["steps"]["train"]
-                return train["fits"]
-            _bisect(fits_at)
+    (v5p-8, batch 32), remat dots_no_batch and scanned blocks: divided attention (whose groups stay under 512
+    tokens, so the TPU default is XLA's attention) and joint attention with XLA's and with the TPU default
+    (splash)."""
+    for scheme, impl in (("divided_space_time", "xla"), ("joint_space_time", "xla"), ("joint_space_time", None)):
+        def fits_at(frames, scheme=scheme, impl=impl):
+            config = _config("k400_base", scheme, 32, True, num_frames=frames, attention_impl=impl,
+                             remat_policy="dots_no_batch", scan_blocks=True)
+            case = f"tpulongest_{impl or 'auto'}-{scheme}-{frames}f__v5p-8"
+            return _run(out, case, "k400_base", config, "v5p-8", ["train"])["steps"]["train"]["fits"]
+        _bisect(fits_at)
 
 
 def _bisect(fits_at) -> int | None:

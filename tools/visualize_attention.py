@@ -2,7 +2,7 @@
 test view, drawn over its frames.
 
     python tools/visualize_attention.py --checkpoint facebook/timesformer-base-finetuned-k400 --output maps/ clip.mp4
-    python tools/visualize_attention.py --checkpoint demo_runs/divided_space_time --per-block --output maps/ clip.mp4
+    python tools/visualize_attention.py --checkpoint demo_runs/seed0/divided_space_time --per-block --output maps/ clip.mp4
 
 Writes OUT/<stem>.attention.png (the sampled frames in a row, then the rollout overlaid; --per-block: one row per
 block, the rollout up to it), OUT/<stem>.attention.gif (the overlay over time) and OUT/<stem>.attention.npz (the
