@@ -109,7 +109,7 @@ def test_a_plateau_stops_the_run_and_a_rerun_trains_no_further(data_dir, tmp_pat
     config.dataset.train_split = "train[:30]"
     config.optimizer.update(epochs=10, base_learning_rate=0.0)
     config.eval_every_epochs = 1
-    config.stop_on_plateau.update(patience=2, min_delta=0.01)
+    config.stop_on_plateau.update(patience=2, min_delta=0.01, start_from_epoch=0.0)
     summary = train_and_evaluate(config, tmp_path / "run", log=lambda m: None)
     assert (summary.last_step, summary.total_steps, summary.stopped_by) == (9, 30, None)
     assert summary.plateau["step"] == 9 and summary.plateau["best_step"] == 3
