@@ -36,6 +36,7 @@ def tiny_config(data_dir, max_steps):
     config.dataset.eval_split = "test[:16]"
     config.checkpoint.every_steps = 2
     config.checkpoint.keep = 5
+    config.eval_every_epochs = 5  # 3 steps an epoch: no evaluation (nor the save after it) before the last step
     config.log_every_steps = 1
     config.max_steps = max_steps
     return config
