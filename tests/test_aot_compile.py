@@ -171,6 +171,7 @@ def test_a_saved_compiled_step_runs_after_loading(tmp_path):
         load_train_step(tmp_path / "step.bin", {"global_batch": 16})
 
 
+@pytest.mark.slow
 def test_scanned_blocks_compile_sharded_and_count_every_block():
     """XLA's cost analysis counts a loop body once, so a scanned model's report counts FLOPs analytically: the
     unrolled program's XLA count within 10% (as for the unrolled model above), never the one-block count."""

@@ -20,7 +20,7 @@ def _video() -> jax.Array:
 
 
 @pytest.mark.parametrize("attention_type, remat", [
-    ("divided_space_time", True), ("axial", False),
+    ("divided_space_time", True), pytest.param("axial", False, marks=pytest.mark.slow),
     pytest.param("divided_space_time", False, marks=pytest.mark.slow),
     pytest.param("joint_space_time", True, marks=pytest.mark.slow),
 ])

@@ -18,7 +18,12 @@ TINY = dict(num_classes=5, image_size=16, num_frames=4, patch_size=4, hidden_siz
             mlp_dim=32)
 
 
-@pytest.mark.parametrize("attention_type", sorted(SCHEMES))
+# Axial and sparse local/global hold three and two group lengths (an interpret-mode compile each): in the slow set.
+MULTI_LENGTH_SCHEMES = ("axial", "sparse_local_global")
+
+
+@pytest.mark.parametrize("attention_type", [
+    pytest.param(name, marks=pytest.mark.slow) if name in MULTI_LENGTH_SCHEMES else name for name in sorted(SCHEMES)])
 def test_splash_matches_xla_attention_on_every_scheme(attention_type):
     lengths = {layout.length for layout in SCHEMES[attention_type].layouts(4, 4, 4)}
     assert all(length % SPLASH_BLOCK for length in lengths)
