@@ -22,12 +22,12 @@ def get_config(arg: str = "divided_space_time"):
     config = base_config("timesformer_small", attention_type or "divided_space_time")
     # A 3-block, width-64 model on 4 frames of 4 x 4 patches of 8 px: 30 MFLOPs forward per clip (divided), about
     # 0.09 GFLOPs per training clip. The 4-block, width-128 model used before cost 5x the FLOPs and 4x the time
-    # per update and was still far from separating the reversed pairs after 10 epochs (README, The demo).
+    # per update and was still far from separating the reversed pairs after 10 epochs (docs/demo.md, Recipe history).
     config.model.update(image_size=spec.image_size, num_frames=4, patch_size=8, hidden_size=64, depth=3,
                         num_heads=4, mlp_dim=256, drop_path_rate=0.0)
     # The temporal stages' output projections start small and random instead of at zero (the official init,
     # which makes a new model order-blind until they grow): divided attention then learns the direction of time
-    # in the first third of the schedule instead of its last half (README, The demo). No effect on space-only,
+    # in the first third of the schedule instead of its last half (docs/demo.md). No effect on space-only,
     # which has no temporal stage.
     config.model.stage_fc_init_std = 0.02
     config.dataset.name = "synthetic_motion"
