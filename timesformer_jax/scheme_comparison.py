@@ -149,8 +149,13 @@ class SchemeResult:
     accuracies: dict
     epochs: float  # epochs trained: where the plateau rule stopped the run, or the whole budget
     minutes: float  # wall time of this call (training and evaluation; seconds when a finished run is re-evaluated)
-    eval_curve: list  # (step, video top-1) of every evaluation
+    history: list  # the run's metrics.jsonl records (train and eval)
     plateau: dict | None  # train.plateau.Plateau's fields, when the rule ended the run
+
+    @property
+    def eval_curve(self) -> list[tuple[int, float]]:
+        """(step, video top-1) of every evaluation."""
+        return [(r["step"], r["video_top1"]) for r in self.history if r["kind"] == "eval"]
 
     def row(self) -> tuple[str, dict, float, float]:
         return self.scheme, self.accuracies, self.epochs, self.minutes
@@ -199,10 +204,9 @@ def train_scheme(config, run_dir: Path, dataset_version: str, log: Callable[[str
     else:
         confusion_csv = run_dir / EVAL_DIR / "confusion_matrix.csv"
     steps_per_epoch = summary.total_steps / config.optimizer.epochs
-    curve = [(r["step"], r["video_top1"]) for r in read_history(run_dir) if r["kind"] == "eval"]
     return SchemeResult(scheme=scheme, seed=config.seed, accuracies=group_accuracies(*read_confusion(confusion_csv)),
                         epochs=summary.last_step / steps_per_epoch, minutes=(time.perf_counter() - started) / 60,
-                        eval_curve=curve, plateau=summary.plateau)
+                        history=read_history(run_dir), plateau=summary.plateau)
 
 
 def run_demo(get_config: Callable[[str], object], schemes: Sequence[str], workdir: str | Path, seed: int = 0,
@@ -213,18 +217,16 @@ def run_demo(get_config: Callable[[str], object], schemes: Sequence[str], workdi
 
     A run made with another package version, dataset version or config is never resumed or reported: it is
     moved to workdir/seed<N>/previous/<scheme>-<time> (nothing is deleted) and the scheme is trained again."""
-    from timesformer_jax.train.metric_writers import read_history
-
     workdir = Path(workdir).absolute()
     builder = prepare_demo_data(workdir, log)
     runs_dir = seed_dir(workdir, seed)
-    results, histories = [], {}
+    results = []
     for scheme in schemes:
         config = get_config(scheme)
         config.dataset.data_dir = str(workdir / "tfds")
         config.seed = seed
         results.append(train_scheme(config, runs_dir / scheme, str(builder.version), log))
-        histories[scheme] = read_history(runs_dir / scheme)
+    histories = {result.scheme: result.history for result in results}
     log(f"curves: {plot_comparison(histories, runs_dir / 'comparison.png')}; per run: {runs_dir}/<scheme>/"
         "curves.png and <scheme>/eval/confusion_matrix.png")
     return f"seed {seed}\n" + format_table([r.row() for r in results])
