@@ -17,10 +17,10 @@ $(PY):
 ONNX_DEPS := onnx onnx-ir onnxruntime toolz
 ONNX_NODEPS := jax2onnx==0.17.1 dm-pix equinox jaxtyping wadler-lindig chex
 
-# `make demo` needs only the package itself (jax, flax, TensorFlow for input, PyAV); `make test` adds the test
-# extra (torch, transformers, timm, libtpu, Apache Beam) and the ONNX tools on top of it.
-$(BASE_STAMP): $(PY) setup.cfg pyproject.toml Makefile
-	$(PY) -m pip install --quiet -e .
+# `make demo` needs the package and its data extra (TensorFlow and TFDS for the input); `make test` adds the
+# test extra (torch, transformers, timm, libtpu, Apache Beam) and the ONNX tools on top of it.
+$(BASE_STAMP): $(PY) setup.cfg setup.py pyproject.toml Makefile
+	$(PY) -m pip install --quiet -e ".[data]"
 	touch $(BASE_STAMP)
 
 $(STAMP): $(BASE_STAMP)
@@ -45,7 +45,7 @@ test-all: $(STAMP)
 # `make demo SEED=3`: another seed (model initialisation and data order).
 SEED ?= 0
 demo: $(BASE_STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) tools/demo.py --workdir demo_runs --seed $(SEED)
+	$(VENV)/bin/timesformer demo --workdir demo_runs --seed $(SEED)
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_runs

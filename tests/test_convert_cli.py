@@ -1,5 +1,4 @@
-"""`tools/convert.py`: output that `load_pretrained` reads, clear errors, and nothing written on failure."""
-import importlib.util
+"""`timesformer convert` (`tools/convert.py`): output that `load_pretrained` reads, clear errors, and nothing written on failure."""
 import json
 from pathlib import Path
 
@@ -15,9 +14,7 @@ from timesformer_jax.convert.conversion import convert_checkpoint
 from torch_reference import official_state_dict, randomised_hf_model
 from vit_reference import HEADS, timm_vit, write_google_npz
 
-_spec = importlib.util.spec_from_file_location("convert_cli", Path(__file__).parents[1] / "tools" / "convert.py")
-convert_cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(convert_cli)
+from timesformer_jax.cli import convert as convert_cli
 
 
 def run(*args) -> int:

@@ -1,9 +1,8 @@
 """Long videos and attention maps: sliding-window plans against hand-computed windows, window features against
 the model on the eval pipeline's clip, bounded decoding memory, resumable folders with a bad file, attention
 rollout against a rollout written out independently, and a model forced to attend to one known patch."""
-import importlib.util
+import importlib
 import json
-from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -27,10 +26,9 @@ TINY = dict(num_classes=4, image_size=32, num_frames=4, patch_size=8, hidden_siz
 
 
 def tool(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The `timesformer` command's module of a tools/ script name."""
+    module = {"extract_features": "features", "visualize_attention": "attention"}.get(name, name)
+    return importlib.import_module(f"timesformer_jax.cli.{module}")
 
 
 def random_model(seed=0, **fields):

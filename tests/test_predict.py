@@ -1,11 +1,9 @@
 """Classifying video files: the frames and crops of the official test protocol, logits against a torch
 re-implementation of the official test transform, labels, bad files next to good ones, the CLI's JSON."""
 import dataclasses
-import importlib.util
 import json
 import math
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,10 +19,9 @@ from timesformer_jax.inference.predict_files import predict_files
 from torch_reference import official_state_dict, randomised_hf_model
 
 def predict_cli():
-    spec = importlib.util.spec_from_file_location("predict_cli", Path(__file__).parents[1] / "tools" / "predict.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from timesformer_jax.cli import predict
+
+    return predict
 
 
 BITS = 9  # frame index coded in the pixels: a 3 x 3 grid of blocks in the top half, white = 1
@@ -348,10 +345,22 @@ def test_local_path_wins_over_a_hub_id(tmp_path, hf_dir, monkeypatch):
 
 EXPORT_SCRIPT = """
 import sys
+
+
+class OnlyJax:  # what a venv holding only jax and flatbuffers can import (and the standard library)
+    allowed = {"jax", "jaxlib", "numpy", "ml_dtypes", "opt_einsum", "scipy", "flatbuffers"}
+
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top not in self.allowed and top not in sys.stdlib_module_names and not top.startswith("_"):
+            raise ModuleNotFoundError(f"{name} is not installed beside jax")
+
+
+sys.meta_path.insert(0, OnlyJax())
 import numpy as np
-from jax import export  # jax alone: this package is not imported
-assert "timesformer_jax" not in sys.modules
+from jax import export
 model = export.deserialize(open(sys.argv[1], "rb").read())
+assert model.platforms == ("cpu", "cuda", "tpu"), model.platforms
 for batch in (1, 3):
     clip = np.load(sys.argv[2])[:batch]
     np.save(sys.argv[3] + f"_{batch}.npy", np.asarray(model.call(clip)))
@@ -365,11 +374,12 @@ def test_exported_model_reloads_in_a_fresh_process(tmp_path, hf_dir):
     import subprocess
     import sys
 
-    spec = importlib.util.spec_from_file_location("export_cli", Path(__file__).parents[1] / "tools" / "export.py")
-    export_cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(export_cli)
-    assert export_cli.main(["--checkpoint", str(hf_dir), "--output", str(tmp_path / "model.jax")]) == 0
+    from timesformer_jax.cli import export as export_cli
+
+    assert export_cli.main(["--checkpoint", str(hf_dir), "--output", str(tmp_path / "model.jax"),
+                            "--platforms", "cpu,cuda,tpu"]) == 0
     description = json.loads((tmp_path / "model.jax.json").read_text())
+    assert description["platforms"] == ["cpu", "cuda", "tpu"] and description["attention"] == "xla"
     assert description["input"]["shape"] == ["batch", 4, 32, 32, 3] and description["class_names"][0] == "action_0"
     clip = np.random.default_rng(4).normal(size=(3, 4, 32, 32, 3)).astype(np.float32)
     np.save(tmp_path / "clip.npy", clip)

@@ -239,7 +239,7 @@ def test_bad_config_gives_a_clear_error(data_dir, tmp_path):
                         str(tmp_path), *overrides(tmp_path / "nowhere")], {"JAX_PLATFORMS": "cpu"})
     output = process.communicate(timeout=120)[0]
     assert process.returncode == 1
-    assert "is not prepared" in output and "tools/build_dataset.py --dataset synthetic_motion --config ci" in output
+    assert "is not prepared" in output and "timesformer build-dataset --dataset synthetic_motion --config ci" in output
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from timesformer_jax.train.workdir import is_training_workdir, read_training_che
 logger = logging.getLogger(__name__)
 
 FORMATS = (
-    "a directory written by tools/convert.py, an official TimeSformer checkpoint file (.pyth/.pth/.pt), a timm "
+    "a directory written by `timesformer convert`, an official TimeSformer checkpoint file (.pyth/.pth/.pt), a timm "
     "ViT state dict (.pth/.bin/.safetensors), a Google ViT .npz, or a Hugging Face Timesformer/ViT directory"
 )
 
@@ -80,8 +80,8 @@ def _stored_model(path: Path, fields: dict, params, class_names, overrides: dict
 def load_pretrained(path: str | Path, revision: str | None = None, **overrides) -> PretrainedTimeSformer:
     """Load a checkpoint as a ready-to-run TimeSformer.
 
-    `path`: a directory written by `tools/convert.py` (our orbax format), a `tools/train.py` workdir (its latest
-    checkpoint, with the dataset's class names), or any checkpoint `tools/convert.py` reads: an
+    `path`: a directory written by `timesformer convert` (our orbax format), a `timesformer train` workdir (its latest
+    checkpoint, with the dataset's class names), or any checkpoint `timesformer convert` reads: an
     official TimeSformer `.pyth`, a Hugging Face Timesformer or ViT directory, a timm ViT state dict or a
     Google ViT `.npz` (converted on the fly with the default options; see `convert_checkpoint`); or a Hugging
     Face Hub model id (`facebook/timesformer-base-finetuned-k400`, at `revision`), fetched into / read from the
@@ -98,7 +98,7 @@ def load_pretrained(path: str | Path, revision: str | None = None, **overrides) 
         fields, params, conversion = load_converted(path)
         protocol = conversion.get("protocol", conversion.get("report", {}).get("protocol"))
         return _stored_model(path, fields, params, conversion.get("report", {}).get("class_names"), overrides,
-                             "need a new conversion (tools/convert.py)", protocol)
+                             "need a new conversion (`timesformer convert`)", protocol)
     if is_training_workdir(path):
         fields, params, names, protocol = read_training_checkpoint(path)
         return _stored_model(path, fields, params, names, overrides, "do not apply to a trained model", protocol)

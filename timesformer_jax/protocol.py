@@ -11,7 +11,7 @@
     resize          shorter side to crop_size: "bilinear" (no antialiasing, the official test) or
                     "bilinear_antialias"
 
-Training workdirs store it in each checkpoint's meta, `tools/convert.py` in `timesformer.json`, exports in their
+Training workdirs store it in each checkpoint's meta, `timesformer convert` in `timesformer.json`, exports in their
 JSON; HF checkpoints give theirs in `preprocessor_config.json` (crop, mean, std; the rest is the official
 recipe); an official `.pyth` has the official one (`official_protocol`). Inference defaults to the checkpoint's.
 """

@@ -2,7 +2,7 @@
 
 The interesting column is the reversal-paired classes: each is the time reversal of its partner, so a model
 that cannot order frames (space-only attention) is at chance between the two; the still classes check
-appearance. Used by `tools/demo.py` (`make demo`).
+appearance. Used by `timesformer demo` (`make demo`).
 """
 from __future__ import annotations
 

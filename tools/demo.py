@@ -1,38 +1,7 @@
-"""`make demo`: train a small divided-attention TimeSformer and a space-only one on the embedded generated
-dataset (CPU is enough), evaluate both and print the comparison table (the last thing printed).
+"""`python tools/demo.py ARGS` is `timesformer demo ARGS` (timesformer_jax/cli/demo.py)."""
+import sys
 
-    python tools/demo.py [--workdir demo_runs] [--seed 0] [--schemes divided_space_time,space_only]
-
-Everything goes to --workdir: the dataset (tfds/) and, per seed, seed<N>/ with one run per scheme (checkpoints,
-curves.png, eval/ with the confusion matrix) and comparison.png. Each run trains until its evaluation stops
-improving (`config.stop_on_plateau` in configs/demo.py) or its epoch budget ends. Rerunning resumes or
-re-evaluates what is there.
-"""
-from pathlib import Path
-
-from absl import app, flags, logging
-
-_WORKDIR = flags.DEFINE_string("workdir", "demo_runs", "Where the dataset, runs and plots go.")
-_SEED = flags.DEFINE_integer("seed", 0, "The runs' seed: model initialisation and data order.")
-_SCHEMES = flags.DEFINE_list("schemes", ["divided_space_time", "space_only"], "Attention schemes to compare.")
-
-CONFIG_FILE = Path(__file__).resolve().parents[1] / "configs" / "demo.py"
-
-
-def main(argv):
-    del argv
-    logging.set_verbosity(logging.WARNING)  # TFDS's per-read INFO lines would drown the progress bar
-    from timesformer_jax.scheme_comparison import DemoStopped, run_demo
-    from timesformer_jax.train.config import load_config_file
-
-    try:
-        table = run_demo(lambda scheme: load_config_file(CONFIG_FILE, scheme), _SCHEMES.value, _WORKDIR.value,
-                         seed=_SEED.value)
-    except DemoStopped as e:
-        print(f"\n{e}", flush=True)
-        return 130
-    print("\n" + table, flush=True)
-
+from timesformer_jax.cli.demo import run
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(run(sys.argv[1:]))

@@ -1,52 +1,7 @@
-"""Export a checkpoint as a portable model: serialized StableHLO with its weights (`jax.export`), batch size
-symbolic, loadable with `jax` alone.
-
-    python tools/export.py --checkpoint facebook/timesformer-base-finetuned-k400 --output k400.jax
-    python -c "from jax import export; m = export.deserialize(open('k400.jax','rb').read()); print(m.in_avals)"
-
-Writes OUTPUT and OUTPUT.json (input shape, the test protocol: the checkpoint's unless overridden, class
-names); `--onnx FILE` also writes an ONNX graph (jax2onnx, batch size symbolic) for onnxruntime. --checkpoint
-takes what `timesformer_jax.load_pretrained` reads, or a Hugging Face Hub id.
-"""
-import argparse
+"""`python tools/export.py ARGS` is `timesformer export ARGS` (timesformer_jax/cli/export.py)."""
 import sys
 
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="checkpoint path or Hugging Face Hub id")
-    parser.add_argument("--output", required=True, help="file to write (and OUTPUT.json beside it)")
-    parser.add_argument("--num-heads", type=int, help="attention heads, for formats that do not store them")
-    parser.add_argument("--revision", help="Hub revision for a Hub id")
-    parser.add_argument("--onnx", metavar="FILE", help="also write an ONNX graph (needs jax2onnx)")
-    parser.add_argument("--sampling-rate", type=int,
-                        help="the protocol recorded in OUTPUT.json: frame step (default: the checkpoint's)")
-    parser.add_argument("--temporal-views", type=int, help="recorded clips along the video (default: the checkpoint's)")
-    parser.add_argument("--spatial-crops", type=int, choices=(1, 3),
-                        help="recorded crops along the longer side (default: the checkpoint's)")
-    args = parser.parse_args(argv)
-
-    from timesformer_jax.pretrained import load_pretrained
-    from timesformer_jax.inference.classify import protocol_for, protocol_line
-    from timesformer_jax.inference.export import export_model, export_onnx
-
-    overrides = {"num_heads": args.num_heads} if args.num_heads else {}
-    try:
-        model = load_pretrained(args.checkpoint, revision=args.revision, **overrides)
-        changes = {"sampling_rate": args.sampling_rate, "num_temporal_views": args.temporal_views,
-                   "num_spatial_crops": args.spatial_crops}
-        protocol = protocol_for(model.module, model.protocol, **{k: v for k, v in changes.items() if v is not None})
-        print(protocol_line(model, protocol))
-        output, sidecar = export_model(model, args.output, protocol)
-        print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MiB) and {sidecar}")
-        if args.onnx:
-            onnx = export_onnx(model, args.onnx)
-            print(f"wrote {onnx} ({onnx.stat().st_size / 2**20:.1f} MiB)")
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
+from timesformer_jax.cli.export import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(sys.argv[1:]))

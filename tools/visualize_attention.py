@@ -1,47 +1,7 @@
-"""Space-time attention maps: the attention rollout of the cls token over the patches of one video's centre
-test view, drawn over its frames.
-
-    python tools/visualize_attention.py --checkpoint facebook/timesformer-base-finetuned-k400 --output maps/ clip.mp4
-    python tools/visualize_attention.py --checkpoint demo_runs/seed0/divided_space_time --per-block --output maps/ clip.mp4
-
-Writes OUT/<stem>.attention.png (the sampled frames in a row, then the rollout overlaid; --per-block: one row per
-block, the rollout up to it), OUT/<stem>.attention.gif (the overlay over time) and OUT/<stem>.attention.npz (the
-maps (depth, T, H, W), the raw weights of every block and stage, the frames). Heads are averaged, the residual
-counts as the identity; for divided attention each block's temporal and spatial stages are composed
-(timesformer_jax/inference/rollout.py says exactly how).
-"""
-import argparse
+"""`python tools/visualize_attention.py ARGS` is `timesformer attention ARGS` (timesformer_jax/cli/attention.py)."""
 import sys
 
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("video", metavar="VIDEO", help="a video file")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint path or Hugging Face Hub id")
-    parser.add_argument("--output", required=True, metavar="OUT", help="folder for the pictures")
-    parser.add_argument("--revision", help="Hub revision (branch, tag or commit) for a Hub id")
-    parser.add_argument("--num-heads", type=int, help="attention heads, for formats that do not store them")
-    parser.add_argument("--sampling-rate", type=int,
-                        help="frame step at the protocol's fps (default: the checkpoint's protocol, else 32 at 30 fps)")
-    parser.add_argument("--per-block", action="store_true", help="one row per block instead of the rollout only")
-    parser.add_argument("--labels", metavar="FILE", help="class names, one per line in class order")
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from timesformer_jax.data.video_io import VideoReadError
-    from timesformer_jax.inference.attention_maps import visualize_attention
-
-    try:
-        visualize_attention(args.checkpoint, args.video, args.output, num_heads=args.num_heads,
-                            per_block=args.per_block, revision=args.revision, labels_file=args.labels,
-                            sampling_rate=args.sampling_rate)
-    except (ValueError, FileNotFoundError, VideoReadError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
+from timesformer_jax.cli.attention import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(sys.argv[1:]))

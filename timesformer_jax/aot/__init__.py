@@ -1,5 +1,5 @@
 """Ahead-of-time compilation for TPU slices and NVIDIA GPUs that are not attached: per-device memory, fit, FLOPs,
-collectives and a roofline step time (`tools/aot_compile.py`)."""
+collectives and a roofline step time (`timesformer compile`)."""
 from timesformer_jax.aot.chips import CHIPS, ChipSpec
 from timesformer_jax.aot.compile import AotReport, StepReport, compile_config, compile_step
 from timesformer_jax.aot.report import format_report

@@ -205,7 +205,7 @@ def compile_config(config: ml_collections.ConfigDict, target: Target, *, steps=(
                    save: str | Path | None = None, num_train_examples: int | None = None,
                    log: Callable[[str], None] = lambda message: None) -> AotReport:
     """Compile `config`'s train and eval steps (those of `steps`) for `target`. `save`: also serialize the
-    compiled train step there, for `tools/train.py --config.aot_executable=FILE` on the target; it needs
+    compiled train step there, for `timesformer train --config.aot_executable=FILE` on the target; it needs
     `num_train_examples` (the training split's size), since the learning-rate schedule is compiled into the step."""
     if save is not None and not num_train_examples:
         raise ValueError("saving the compiled train step needs the training split's size (--num_train_examples): "

@@ -1,4 +1,4 @@
-"""An AotReport as the terminal table `tools/aot_compile.py` prints."""
+"""An AotReport as the terminal table `timesformer compile` prints."""
 from __future__ import annotations
 
 from timesformer_jax.aot.compile import AotReport

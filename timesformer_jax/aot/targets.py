@@ -102,7 +102,7 @@ UNTUNED_GPU_XLA_FLAGS = "--xla_gpu_enable_triton_gemm=false"
 
 def _untuned_gemm_flags() -> None:
     """Add UNTUNED_GPU_XLA_FLAGS to XLA_FLAGS unless the user set that flag (read when the first XLA client
-    starts, so this only acts before then, as in tools/aot_compile.py)."""
+    starts, so this only acts before then, as in `timesformer compile`)."""
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_gpu_enable_triton_gemm" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {UNTUNED_GPU_XLA_FLAGS}".strip()

@@ -1,4 +1,4 @@
-"""The whole benchmark run behind `tools/benchmark.py`: analyse the grid, time the speed cases, write reports."""
+"""The whole benchmark run behind `timesformer benchmark`: analyse the grid, time the speed cases, write reports."""
 from __future__ import annotations
 
 import dataclasses

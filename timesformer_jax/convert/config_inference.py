@@ -50,7 +50,7 @@ def infer_config(state: Mapping[str, np.ndarray], num_heads: int | None = None) 
         if width % VIT_HEAD_DIM:
             raise ValueError(
                 f"cannot infer the head count: width {width} is not a multiple of {VIT_HEAD_DIM} (the ViT head "
-                "size) and the checkpoint holds no config; pass num_heads=... (tools/convert.py: --num-heads)"
+                "size) and the checkpoint holds no config; pass num_heads=... (`timesformer convert --num_heads`)"
             )
         num_heads = width // VIT_HEAD_DIM
     stage_prefixes = {m.group(1) for k in state if (m := _STAGE_ATTENTION.fullmatch(k))}

@@ -100,7 +100,7 @@ def load_converted(directory: str | Path, abstract_params=None):
         problem = verify_manifest(directory)
         if problem is not None:
             raise ValueError(f"the converted checkpoint {directory} is damaged ({problem}); convert it again "
-                             "(tools/convert.py)")
+                             "(`timesformer convert`)")
     config = read_converted_config(directory)
     checkpointer = ocp.StandardCheckpointer()
     try:

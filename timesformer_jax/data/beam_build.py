@@ -1,7 +1,7 @@
 """The builders' example generation as an Apache Beam transform: the same decoding and skip accounting as the
 in-process build, spread over Beam's workers (the local multi-process runner, Dataflow, Spark, Flink).
 
-TFDS runs it when a build is given Beam options (`DownloadConfig(beam_options=...)`, `tools/build_dataset.py
+TFDS runs it when a build is given Beam options (`DownloadConfig(beam_options=...)`, `timesformer build-dataset
 --beam_options`): `LocalVideoBuilder._generate_examples` then returns `examples_from_videos(...)` instead of a
 generator. Each video becomes one example through `video_examples.example_or_skip`, exactly as in process. A video that
 cannot be decoded goes to the `skipped` output, one `split<TAB>video_id<TAB>reason` line, written as text shards

@@ -310,7 +310,7 @@ def prepared_builder(name: str, data_dir: str | None = None, config: str | None 
     prepared."""
     builder = dataset_builder(name, data_dir, config, short_side)
     if not Path(builder.data_dir).exists() or not builder.info.splits:
-        command = f"python tools/build_dataset.py --dataset {name} --config {builder.builder_config.name}"
+        command = f"timesformer build-dataset --dataset {name} --config {builder.builder_config.name}"
         if data_dir:
             command += f" --data_dir {data_dir}"
         raise FileNotFoundError(

@@ -72,7 +72,7 @@ class FrameStore:
         metadata_file = self.root / METADATA_FILE
         if not metadata_file.exists():
             raise FileNotFoundError(f"no frame store in {self.root} ({METADATA_FILE} is missing); write one with "
-                                    "`python tools/build_dataset.py ... --layout frames`")
+                                    "`timesformer build-dataset ... --layout frames`")
         metadata = json.loads(metadata_file.read_text())
         if metadata.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"frame store {self.root} has format_version {metadata.get('format_version')}; this "

@@ -1,4 +1,4 @@
-"""Inference on video files: the official test protocol, label names, top-k (`tools/predict.py`)."""
+"""Inference on video files: the official test protocol, label names, top-k (`timesformer predict`)."""
 from timesformer_jax.inference.classify import (
     AGGREGATES,
     Prediction,

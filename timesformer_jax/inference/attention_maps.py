@@ -1,5 +1,5 @@
 """Attention maps people can look at: the rollout (`inference.rollout`) of one test view of a video, drawn
-over its frames as a PNG grid and an animated GIF (`tools/visualize_attention.py`).
+over its frames as a PNG grid and an animated GIF (`timesformer attention`).
 
 A map (T, H, W) over the patch grid becomes pixels by giving every pixel of patch (t, h, w) -- rows
 h * p .. h * p + p - 1, columns w * p .. w * p + p - 1 of frame t -- that patch's value (`upsample_map`), so
@@ -87,7 +87,7 @@ class AttentionPictures:
 def visualize_attention(checkpoint: str, video: str | Path, output: str | Path, *, num_heads: int | None = None,
                         per_block: bool = False, revision: str | None = None, labels_file: str | None = None,
                         log: Callable[[str], None] = print, **protocol) -> AttentionPictures:
-    """`tools/visualize_attention.py`: the rollout of the centre test view of `video` under `checkpoint` into
+    """`timesformer attention`: the rollout of the centre test view of `video` under `checkpoint` into
     `output`: `<stem>.attention.png` (frames, then the rollout; with `per_block`, the rollout after every
     block), `<stem>.attention.gif` (the overlay over time) and `<stem>.attention.npz` (maps (depth, T, H, W),
     the raw weights per block and stage, the frames)."""

@@ -1,10 +1,10 @@
 """Video files in, labelled top-k out, with the official test protocol.
 
 For each file: read the frame count and rate from the container, compute the test views' frame indices with
-the rules the eval pipeline uses (`data.pipeline.eval_view_indices`: `num_temporal_views` dense clips at
+the rules the eval pipeline uses (`data.eval_views`, the NumPy twin of `data.pipeline.eval_view_indices`: `num_temporal_views` dense clips at
 view / num_views of the span, the sampling rate defined at 30 fps and scaled to the file's rate), decode only
 those frames at full resolution (`data.video_io.read_frames` seeks), resize the shorter side to the crop size
-and take `num_spatial_crops` crops along the longer side (`eval_view_clips`), normalise, and run every view
+and take `num_spatial_crops` crops along the longer side (`eval_views.view_clips`), normalise, and run every view
 through one jitted forward. Views' logits are averaged (`aggregate="logits"`, the score is the softmax of
 the mean) or their probabilities are (`"softmax"`).
 
@@ -95,15 +95,11 @@ def read_views(path: str | Path, config, warnings: list[str] | None = None) -> n
     displayed, at the first frame's size. VideoReadError when the file cannot be read; what fell short of a clean
     read (frames missing against the header, corrupt packets, a mid-stream size change) is appended to
     `warnings`."""
-    import dataclasses
-
-    import tensorflow as tf
-
-    from timesformer_jax.data.pipeline import eval_view_clips, eval_view_indices
+    from timesformer_jax.data.eval_views import view_clips, view_indices
 
     info = probe_video(path)
     size = (info.height, info.width)
-    indices = eval_view_indices(config, info.num_frames, info.fps).numpy().reshape(-1)
+    indices = view_indices(config, info.num_frames, info.fps).reshape(-1)
     report = DecodeReport()
     frames = read_frames(path, indices, info.fps, size, report)
     problems = report.problems()
@@ -112,7 +108,7 @@ def read_views(path: str | Path, config, warnings: list[str] | None = None) -> n
         # decodes, converting nothing, sample the views from those, as the official loader does when it decodes
         # the whole video, and read them in a second pass. Memory holds the views' frames only.
         report = count_frames(path)
-        indices = eval_view_indices(config, report.frames, info.fps).numpy().reshape(-1)
+        indices = view_indices(config, report.frames, info.fps).reshape(-1)
         stream = FrameStream(path, set(indices.tolist()), size)
         frames = dict(stream)
         problems = report.problems(info.num_frames) + [f"views sampled from the {report.frames} frames that decode"]
@@ -120,7 +116,7 @@ def read_views(path: str | Path, config, warnings: list[str] | None = None) -> n
     if warnings is not None and problems:
         warnings.append("; ".join(problems))
     stacked = np.stack([frames[int(i)] for i in indices])
-    return np.asarray(eval_view_clips(tf.constant(stacked), dataclasses.replace(config, dtype="float32")), np.float32)
+    return view_clips(stacked, config)
 
 
 def aggregate_views(view_logits: np.ndarray, aggregate: str = "logits") -> tuple[np.ndarray, np.ndarray]:

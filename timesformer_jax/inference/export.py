@@ -10,6 +10,12 @@ Reload anywhere with:
     from jax import export
     model = export.deserialize(open(FILE, "rb").read())
     logits = model.call(video)          # video: (B, T, H, W, 3) float32
+
+Loading needs `jax` and `flatbuffers` only (`pip install jax flatbuffers`). One file serves every platform it
+was exported for (`platforms`: "cpu", "cuda", "rocm", "tpu"; `model.platforms` lists them): the exporting
+machine needs none of them. A model set to a platform's own attention kernel ("cudnn": cuda; "splash": tpu) is
+exported with XLA's attention (the same function; `attention` in FILE.json says so) unless the kernel's platform
+is the only one asked for; splash's Mosaic kernel then stays in (a stable custom call).
 """
 from __future__ import annotations
 
@@ -29,23 +35,69 @@ def _dtype_name(dtype) -> str | None:
     return None if dtype is None else jnp.dtype(dtype).name
 
 
-def export_model(model, output: str | Path, protocol=None) -> tuple[Path, Path]:
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+# attention kernels that exist on one platform only
+KERNEL_PLATFORMS = {"cudnn": "cuda", "splash": "tpu"}
+
+
+def local_platform() -> str:
+    """The export name of this process's default JAX platform: "cpu", "cuda", "rocm" or "tpu"."""
+    device = jax.devices()[0]
+    if device.platform == "gpu":
+        return "rocm" if "rocm" in device.client.platform_version.lower() else "cuda"
+    return device.platform
+
+
+def default_platforms() -> tuple[str, ...]:
+    """This machine's platform and cpu (just cpu on a CPU machine)."""
+    return tuple(dict.fromkeys([local_platform(), "cpu"]))
+
+
+def check_platforms(platforms) -> tuple[str, ...]:
+    """`platforms` (names, or one comma-separated string) as a tuple of PLATFORMS names, duplicates dropped;
+    ValueError naming what is not one."""
+    if isinstance(platforms, str):
+        platforms = [p.strip() for p in platforms.split(",") if p.strip()]
+    platforms = tuple(dict.fromkeys(p.lower() for p in platforms))
+    unknown = [p for p in platforms if p not in PLATFORMS]
+    if unknown or not platforms:
+        raise ValueError(f"export platforms must be among {', '.join(PLATFORMS)}; got {', '.join(platforms) or 'none'}")
+    return platforms
+
+
+def portable_module(module, platforms: tuple[str, ...]):
+    """(module to export, attention used): `module` with a platform's own attention kernel swapped for XLA's
+    when the export is for any other platform too."""
+    impl = module.attention_impl
+    if impl in KERNEL_PLATFORMS and platforms != (KERNEL_PLATFORMS[impl],):
+        return module.clone(attention_impl="xla", splash_min_length=0), (
+            f"xla (the model's {impl} kernel runs on {KERNEL_PLATFORMS[impl]} only)")
+    return module, impl or "xla"
+
+
+def export_model(model, output: str | Path, protocol=None, platforms=None) -> tuple[Path, Path]:
     """Write `model` (a `PretrainedTimeSformer`) to `output` and its description to `output`.json. The batch
     dimension is symbolic; frames and size are the model's configured ones. `protocol` (a `ClipConfig`;
-    default: the checkpoint's, else the official one) is recorded in the JSON under PROTOCOL_KEYS."""
+    default: the checkpoint's, else the official one) is recorded in the JSON under PROTOCOL_KEYS.
+    `platforms`: where the file runs (default `default_platforms()`: this machine's and cpu)."""
     from timesformer_jax.inference.classify import protocol_for
 
     output = Path(output)
+    platforms = check_platforms(platforms) if platforms is not None else default_platforms()
     protocol = protocol or protocol_for(model.module, getattr(model, "protocol", None))
+    module, attention = portable_module(model.module, platforms)
     params = model.params
-    forward = jax.jit(lambda video: model.module.apply({"params": params}, video))
+    forward = jax.jit(lambda video: module.apply({"params": params}, video))
     (batch,) = export.symbolic_shape("batch")
     clip = model.module.clip_shape()[1:]
-    exported = export.export(forward)(jax.ShapeDtypeStruct((batch,) + clip, jnp.float32))
+    exported = export.export(forward, platforms=platforms)(jax.ShapeDtypeStruct((batch,) + clip, jnp.float32))
     write_atomically(output, exported.serialize())
     description = {
-        "format": "jax.export serialized StableHLO (jax.export.deserialize(bytes).call(video))",
+        "format": "jax.export serialized StableHLO (jax.export.deserialize(bytes).call(video)); "
+                  "loading needs jax and flatbuffers",
         "jax_version": jax.__version__,
+        "platforms": list(platforms),
+        "attention": attention,
         "input": {"shape": ["batch", *clip], "dtype": "float32", "layout": "(B, T, H, W, C), channels last",
                   "normalisation": "(pixels / 255 - mean) / std"},
         "output": {"shape": ["batch", model.module.num_classes], "dtype": "float32", "meaning": "logits"},

@@ -1,4 +1,4 @@
-"""`extract_features` (`tools/extract_features.py`): a folder of per-video feature files that a rerun completes
+"""`extract_features` (`timesformer features`): a folder of per-video feature files that a rerun completes
 and keeps up to date: a result is reused only when its settings and its video file are unchanged."""
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def extract_features(checkpoint: str, inputs: Sequence[str | Path], output: str 
                      pool: str = "cls", stride_seconds: float | None = None, batch_size: int = 8,
                      labels_file: str | None = None, plot: bool = False, revision: str | None = None,
                      log: Callable[[str], None] = print, **protocol) -> dict:
-    """`tools/extract_features.py`: features of every video of `inputs` into `output`.
+    """`timesformer features`: features of every video of `inputs` into `output`.
 
     Per video `<name>.npz` (window_start_seconds, window_end_seconds (N,), frame_indices (N, T), features
     (N, D), embedding (D,), logits (N, C) for classifiers, fps, num_frames, layer, settings) and, for

@@ -159,10 +159,7 @@ class FeatureExtractor:
     def _run(self, path, plan: WindowPlan, size: tuple[int, int] | None = None):
         """One decoding pass: (features (N, D), logits (N, C), the pass's `DecodeReport` (frames in the file, ...),
         peak frames buffered). Windows the file turns out too short for are left out (the caller plans again)."""
-        import tensorflow as tf
-
-        from timesformer_jax.data.pipeline import eval_crops
-        from timesformer_jax.data.transforms import resize_short_side
+        from timesformer_jax.data.eval_views import crops, resize_short_side
 
         wanted = set(plan.indices.ravel().tolist())
         last_needed = plan.indices.max(axis=1)  # non-decreasing: windows are in start order
@@ -180,12 +177,11 @@ class FeatureExtractor:
 
         stream = FrameStream(path, wanted, size)
         for index, frame in stream:
-            buffered[index] = resize_short_side(tf.constant(frame[None]), self.config.crop_size,
-                                                self.config.antialias)[0].numpy()
+            buffered[index] = resize_short_side(frame[None], self.config.crop_size, self.config.antialias)[0]
             peak = max(peak, len(buffered))
             while next_window < plan.num_windows and last_needed[next_window] <= index:
                 frames = np.stack([buffered[i] for i in plan.indices[next_window]])
-                batch.append(np.asarray(eval_crops(tf.constant(frames), self.config)[0]))
+                batch.append(crops(frames, self.config)[0])
                 next_window += 1
                 if len(batch) == self.batch_size:
                     run_batch()

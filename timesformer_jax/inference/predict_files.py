@@ -1,4 +1,4 @@
-"""What `tools/predict.py` does, as one library call: load a checkpoint, find the videos, classify them with
+"""What `timesformer predict` does, as one library call: load a checkpoint, find the videos, classify them with
 the test protocol, print a table per video and optionally write the JSON list."""
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The training config: one ConfigDict schema shared by every file under `configs/`.
 
     config.model      TimeSformer fields (preset + attention_type, dtype, drop_path_rate, ...)
-    config.dataset    name / config of a prepared TFDS dataset (tools/build_dataset.py), data_dir, splits
+    config.dataset    name / config of a prepared TFDS dataset (`timesformer build-dataset`), data_dir, splits
     config.clip       ClipConfig fields except num_frames / crop_size, which come from the model
     config.optimizer  OptimizerConfig fields: any optax optimizer by name, its args (the paper's SGD by default)
     config.schedule   ScheduleConfig fields: step_decay (the paper's), warmup_cosine or constant
@@ -69,7 +69,7 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.dataset.eval_split = "validation"  # "auto": the prepared dataset's validation split, else its test split
     config.dataset.infer_classes = False  # True: model.num_classes is the prepared dataset's class count
     # "tfds": a record per video; "frames": the frame store beside it (a record per frame, a clip reads only
-    # its frames; `tools/build_dataset.py --layout frames`, data/frame_store.py)
+    # its frames; `timesformer build-dataset --layout frames`, data/frame_store.py)
     config.dataset.layout = "tfds"
     # A TFDS dataset that is not one of ours (data/sources.py): its frames and label features, and the frame rate
     # taken when it stores none
@@ -93,8 +93,8 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.label_smoothing = 0.0
     config.seed = 0
     config.shuffle_buffer = 512
-    config.aot_executable = ""  # a train step compiled ahead of time for this run (tools/aot_compile.py --save)
-    # converted checkpoint dir (tools/convert.py), a ViT/TimeSformer file or a training workdir; its architecture
+    config.aot_executable = ""  # a train step compiled ahead of time for this run (`timesformer compile` --save)
+    # converted checkpoint dir (`timesformer convert`), a ViT/TimeSformer file or a training workdir; its architecture
     # (width, depth, heads, patch, MLP) replaces the config's (train/resolved_config.py)
     config.init_checkpoint = ""
     config.eval_every_epochs = 1
@@ -135,9 +135,33 @@ def model_fields(config: ml_collections.ConfigDict) -> dict:
     return config.model.to_dict()
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship with the package (`configs/` of the repository, installed as
+    `timesformer_jax.configs`), by name: {"k400_base": Path(".../k400_base.py"), ...}."""
+    import importlib.resources
+
+    root = importlib.resources.files("timesformer_jax.configs")
+    return {Path(entry.name).stem: Path(str(entry)) for entry in root.iterdir()
+            if entry.name.endswith(".py") and not entry.name.startswith("_")}
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """The config file `name_or_path` names: an existing file as it is, else a shipped config by name
+    ("k400_base" or "k400_base.py"). FileNotFoundError naming the shipped configs when it is neither."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    if path.parent == Path(".") and path.stem in shipped and path.suffix in ("", ".py"):
+        return shipped[path.stem]
+    raise FileNotFoundError(f"no config file {str(name_or_path)!r}: give a path to a config file or the name of "
+                            f"a shipped one ({', '.join(sorted(shipped))})")
+
+
 def load_config_file(path: str | Path, arg: str | None = None) -> ml_collections.ConfigDict:
-    """`get_config(arg)` of a config file (what `--config path:arg` gives the tools), for use from Python."""
-    path = Path(path)
+    """`get_config(arg)` of a config file or a shipped config by name (what `--config path:arg` gives the tools),
+    for use from Python."""
+    path = config_path(path)
     spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

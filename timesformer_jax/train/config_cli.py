@@ -1,5 +1,8 @@
 """Command-line config flags (`--config FILE[:ARG]`, `--config.a.b=VALUE`) with one-line errors.
 
+`--config` takes a file or the name of a shipped config (`--config k400_base:joint_space_time`); flags take
+either spelling (`flag_spelling`).
+
 ml_collections' flag parser reports an unknown field or a value it cannot convert as a traceback from inside
 absl. `parse_flags` (given to `absl.app.run` as `flags_parser`) turns each into one `error:` line naming the
 override, and for an unknown field the closest existing names. A tool with a `--workdir` flag run without
@@ -13,7 +16,8 @@ from pathlib import Path
 
 from absl import flags
 
-from timesformer_jax.train.config import flat_fields, load_config_file
+from timesformer_jax.flag_spelling import respelled_for_absl
+from timesformer_jax.train.config import config_path, flat_fields, load_config_file
 from timesformer_jax.train.run_record import CONFIG_FILE
 
 _PREFIX = "--config."
@@ -40,6 +44,29 @@ def with_stored_config(argv: list[str]) -> list[str]:
         return argv
     stored = Path(__file__).with_name("workdir_config.py")
     return [argv[0], f"--config={stored}:{Path(workdir).absolute()}", *argv[1:]]
+
+
+def with_shipped_config(argv: list[str]) -> list[str]:
+    """`argv` with `--config NAME[:ARG]` naming a shipped config (`timesformer train --config k400_base`) written
+    as that config's path; a `--config` naming neither a file nor a shipped config is one `error:` line."""
+    spec = _config_file(argv)
+    if spec is None:
+        return argv
+    name, sep, arg = spec.partition(":")
+    if Path(name).is_file():
+        return argv
+    try:
+        resolved = f"{config_path(name)}{sep}{arg}"
+    except FileNotFoundError as e:
+        print(f"error: --config: {e}", file=sys.stderr)
+        sys.exit(1)
+    out = list(argv)
+    for i, item in enumerate(out):
+        if item.startswith("--config="):
+            out[i] = f"--config={resolved}"
+        elif item == "--config" and i + 1 < len(out):
+            out[i + 1] = resolved
+    return out
 
 
 def _known_names(config) -> set[str]:
@@ -77,8 +104,11 @@ def override_problems(argv: list[str]) -> list[str]:
 
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with flag and config override mistakes as one `error:` line and exit status 1."""
+    argv = respelled_for_absl(argv)
     if "workdir" in flags.FLAGS and "config" in flags.FLAGS:
         argv = with_stored_config(argv)
+    if "config" in flags.FLAGS:
+        argv = with_shipped_config(argv)
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:  # a value absl cannot convert, a missing required flag, an unknown flag

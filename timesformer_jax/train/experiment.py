@@ -115,8 +115,8 @@ def _frame_store(builder, config: ml_collections.ConfigDict) -> FrameStore:
     root = frame_store_dir(builder)
     if not root.exists():
         raise FileNotFoundError(
-            f"config.dataset.layout is 'frames' but {root} holds no frame store; write it with `python "
-            f"tools/build_dataset.py --dataset {config.dataset.name} --config {builder.builder_config.name} "
+            f"config.dataset.layout is 'frames' but {root} holds no frame store; write it with `"
+            f"timesformer build-dataset --dataset {config.dataset.name} --config {builder.builder_config.name} "
             f"--data_dir {config.dataset.data_dir or '<data_dir>'} --layout frames`")
     store = FrameStore(root)
     for split in (config.dataset.train_split, config.dataset.eval_split):

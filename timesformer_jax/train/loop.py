@@ -205,7 +205,7 @@ def _restore_or_initialise(exp: Experiment, checkpointer: Checkpointer, log) -> 
 
 
 def _run_steps(exp: Experiment, log) -> tuple[Callable, Callable]:
-    """(train_step, eval_step): jitted here, or the train step `tools/aot_compile.py --save` compiled for this
+    """(train_step, eval_step): jitted here, or the train step `timesformer compile --save` compiled for this
     run (`config.aot_executable`)."""
     train_step, eval_step = step_functions(exp)
     path = exp.config.get("aot_executable")
@@ -440,7 +440,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | Path, 
     restored = checkpointer.restore(exp.abstract, exp.shardings, step=checkpointer.step_for(step))
     checkpointer.close()
     if restored is None:
-        raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first (tools/train.py)")
+        raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first (`timesformer train`)")
     state, _ = restored
     step = int(state.step)
     eval_step = make_eval_step(exp.model, exp.mesh, exp.shardings, step_config(exp), exp.rules)

@@ -1,7 +1,7 @@
 """Initialising a training run from pretrained weights (`config.init_checkpoint`).
 
-Accepted: a training workdir (its latest checkpoint), a directory written by `tools/convert.py`, or any
-checkpoint `tools/convert.py` reads (Google ViT .npz, timm, Hugging Face ViT / Timesformer, official .pyth),
+Accepted: a training workdir (its latest checkpoint), a directory written by `timesformer convert`, or any
+checkpoint `timesformer convert` reads (Google ViT .npz, timm, Hugging Face ViT / Timesformer, official .pyth),
 converted on the fly to the config's model. The
 classifier head starts fresh when the class count differs (a Kinetics model fine-tuned on UCF101, an ImageNet
 ViT); every other parameter must fit the model exactly.
@@ -53,7 +53,7 @@ def fit_pretrained(pretrained: dict, initial: dict, log: Callable[[str], None]) 
     fresh = [key for key in want if key.startswith(f"['{HEAD}']") and got.get(key) != want[key]]
     TreeMismatch.compare(got, want, ignore=fresh).raise_if_any(
         "config.init_checkpoint does not fit the config's model (convert it for these settings with "
-        "tools/convert.py, or point at the source checkpoint to convert on the fly):")
+        "`timesformer convert`, or point at the source checkpoint to convert on the fly):")
     if fresh:
         log(f"init: fresh classifier head ({', '.join(fresh)}): the checkpoint's class count differs")
     flat_pretrained = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(pretrained)}

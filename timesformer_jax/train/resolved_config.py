@@ -3,7 +3,7 @@
 * `config.dataset.infer_classes`: the model's class count is the prepared dataset's (a folder of your videos);
 * `config.dataset.eval_split = "auto"`: the prepared dataset's `validation` split, else its `test` split;
 * `config.init_checkpoint`: the architecture (width, depth, heads, patch, MLP, qkv bias, LayerNorm epsilon) is
-  the checkpoint's, in any format `tools/convert.py` reads; frames, image size, scheme and classes stay the
+  the checkpoint's, in any format `timesformer convert` reads; frames, image size, scheme and classes stay the
   config's. A resumed run takes it from the run's stored config instead of reading the checkpoint again.
 
 What is filled in is logged, and the run stores the resolved config (`run_record`).
@@ -29,7 +29,7 @@ EVAL_SPLITS = ("validation", "test")  # "auto": the first the prepared dataset h
 
 
 def checkpoint_architecture(path: str | Path, model_fields: dict) -> dict:
-    """The ARCHITECTURE fields of checkpoint `path` (a training workdir, a `tools/convert.py` directory, or any
+    """The ARCHITECTURE fields of checkpoint `path` (a training workdir, a `timesformer convert` directory, or any
     format it reads, converted for `model_fields`' frames, size, scheme and classes)."""
     from timesformer_jax.convert.config_inference import target_fields
     from timesformer_jax.convert.readers import read_source

@@ -75,7 +75,7 @@ def stored_config(workdir: str | Path) -> ml_collections.ConfigDict:
     stored = read_stored_config(workdir)
     if stored is None:
         raise FileNotFoundError(f"{Path(workdir) / CONFIG_FILE} does not exist: {workdir} is not a training workdir "
-                                "(tools/train.py writes it), or give --config")
+                                "(`timesformer train` writes it), or give --config")
     config = base_config()
     try:
         config.update(stored)

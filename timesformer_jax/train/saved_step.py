@@ -1,4 +1,4 @@
-"""A train step compiled ahead of time (`tools/aot_compile.py --save`), written to a file and loaded by the run
+"""A train step compiled ahead of time (`timesformer compile --save`), written to a file and loaded by the run
 it was compiled for (`config.aot_executable`), with what it was compiled for checked on load."""
 from __future__ import annotations
 
@@ -39,5 +39,5 @@ def load_train_step(path: str | Path, expected_meta: dict | None = None) -> jax.
                        for key, value in expected_meta.items() if saved["meta"].get(key) != value]
         if differences:
             raise ValueError(f"the compiled train step {path} does not match this run (" + "; ".join(differences)
-                             + "): recompile it with tools/aot_compile.py --save")
+                             + "): recompile it with `timesformer compile` --save")
     return deserialize_and_load(saved["executable"], saved["in_tree"], saved["out_tree"])

@@ -1,6 +1,6 @@
 """A training workdir as a model: its config, the parameters of one checkpoint, the dataset's class names.
 
-`load_pretrained(WORKDIR)` uses this, so a model trained with `tools/train.py` predicts, exports and converts
+`load_pretrained(WORKDIR)` uses this, so a model trained with `timesformer train` predicts, exports and converts
 like any other checkpoint. Only the parameters are read from the checkpoint (orbax's partial restore), as host
 arrays: no optimizer is built and no device or mesh is involved.
 """
@@ -41,7 +41,7 @@ def read_training_checkpoint(workdir: str | Path,
     finally:
         checkpointer.close()
     if restored is None:
-        raise FileNotFoundError(f"{workdir} has no checkpoint yet (tools/train.py writes them)")
+        raise FileNotFoundError(f"{workdir} has no checkpoint yet (`timesformer train` writes them)")
     params, meta = restored
     protocol = meta.get("protocol") or protocol_of_clip(clip_config(config))
     return fields, params, meta.get("class_names"), protocol
