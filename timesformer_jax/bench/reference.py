@@ -86,8 +86,11 @@ def hf_model(fields: dict):
     return TimesformerForVideoClassification(hf_config(fields)).eval()
 
 
-def reference_calls(fields: dict, batch_size: int, threads: int, seed: int = 0) -> tuple[Callable, Callable]:
-    """(forward, train_step) closures over an HF model and a random batch, ready for `time_calls`.
+def reference_calls(fields: dict, batch_size: int, threads: int, seed: int = 0, device: str = "cpu",
+                    dtype: str = "float32") -> tuple[Callable, Callable]:
+    """(forward, train_step) closures over an HF model and a random batch, ready for `time_calls` (on "cuda",
+    synchronise with `torch.cuda.synchronize`); the model and input in `dtype` ("float32" or "bfloat16") on
+    `device`, run eagerly.
 
     The train step is what ours does: forward in train mode, cross-entropy, backward, SGD with momentum 0.9 and
     weight decay 1e-4 (the paper's recipe).
@@ -96,13 +99,14 @@ def reference_calls(fields: dict, batch_size: int, threads: int, seed: int = 0) 
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    model = hf_model(fields)
+    torch_dtype = getattr(torch, dtype)
+    model = hf_model(fields).to(device=device, dtype=torch_dtype)
     rng = np.random.default_rng(seed)
     size = fields["image_size"]
     pixels = torch.from_numpy(
         rng.standard_normal((batch_size, fields["num_frames"], 3, size, size), dtype=np.float32)
-    )
-    labels = torch.from_numpy(rng.integers(0, fields["num_classes"], batch_size))
+    ).to(device=device, dtype=torch_dtype)
+    labels = torch.from_numpy(rng.integers(0, fields["num_classes"], batch_size)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
 
     def logits():

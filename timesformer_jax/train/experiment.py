@@ -5,15 +5,14 @@ Shared by training and evaluation, so both read a config the same way.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import tensorflow_datasets as tfds
 
 from timesformer_jax.data.frame_store import FrameStore, frame_store_dir
-from timesformer_jax.data.sources import TfdsVideoSource, dataset_name, prepared_source, source_class_names
 from timesformer_jax.data.clip_config import ClipConfig
 from timesformer_jax.model import TimeSformer
 from timesformer_jax.model.presets import check_model_fields
@@ -22,6 +21,11 @@ from timesformer_jax.train.config import (check_config, clip_config, model_field
                                          sharding_rules)
 from timesformer_jax.train.optimizer import create_optimizer
 from timesformer_jax.train.state import StepConfig, TrainState, make_eval_step, make_train_step, state_shardings
+
+if TYPE_CHECKING:
+    import tensorflow_datasets as tfds
+
+    from timesformer_jax.data.sources import TfdsVideoSource
 
 
 @dataclasses.dataclass
@@ -87,6 +91,9 @@ def _per_host(global_size: int, what: str, mesh) -> int:
 def _dataset(config: ml_collections.ConfigDict, num_classes: int):
     """(prepared TFDS builder, TfdsVideoSource or FrameStore, class names, number of training videos) of
     `config.dataset`, checked against the model's class count and the configured splits."""
+    # TensorFlow and TFDS (the data extra) only where a dataset is read: compiling a config needs neither
+    from timesformer_jax.data.sources import dataset_name, prepared_source, source_class_names
+
     builder = prepared_source(config.dataset)
     layout = config.dataset.get("layout", "tfds")
     if layout not in ("tfds", "frames"):
@@ -109,6 +116,8 @@ def _dataset(config: ml_collections.ConfigDict, num_classes: int):
 
 def _frame_store(builder, config: ml_collections.ConfigDict) -> FrameStore:
     """The frame store beside `builder`'s files, with the configured splits checked."""
+    from timesformer_jax.data.sources import TfdsVideoSource, dataset_name
+
     if isinstance(builder, TfdsVideoSource):
         raise ValueError(f"config.dataset.layout 'frames' reads a frame store written from one of this package's "
                          f"builders; {dataset_name(builder)} is a TFDS dataset of another origin: use layout 'tfds'")
