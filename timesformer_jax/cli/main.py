@@ -34,9 +34,19 @@ def quiet_environment() -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import warnings
 
+    import logging
+
     for module in ("tensorflow_datasets", "tensorflow", "google.protobuf", "jax2onnx", "onnx_ir", "onnxscript"):
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+    # TFDS logs its own API deprecations through absl at WARNING ("`FeatureConnector.dtype` is deprecated")
+    logging.getLogger("absl").addFilter(_not_a_library_deprecation)
+    for name in ("onnx_ir", "onnxscript", "jax2onnx"):
+        logging.getLogger(name).setLevel(logging.ERROR)  # --onnx: warnings about the converter's own internals
+
+
+def _not_a_library_deprecation(record) -> bool:
+    return not ("deprecated" in record.getMessage() and "tensorflow_datasets" in record.pathname)
 
 
 def usage() -> str:
