@@ -166,7 +166,7 @@ def equality_section(fields: dict) -> dict:
         return {"skipped": f"cuDNN attention needs an NVIDIA GPU; this is {platform()}"}
     model = TimeSformer(**fields)
     video = jnp.asarray(np.random.default_rng(1).standard_normal(model.clip_shape(2), dtype=np.float32))
-    params = model.init(jax.random.key(0), video)["params"]
+    params = jax.jit(model.init)(jax.random.key(0), video)["params"]
     labels = jnp.arange(2) % fields["num_classes"]
 
     def loss_and_logits(impl):
@@ -199,7 +199,7 @@ def predict_section(fields: dict, batch_size: int, repeats: int) -> dict:
         model = TimeSformer(**{**fields, "attention_impl": impl})
         clips = batch_size * 3  # 3 spatial crops per video, the official test views
         video = jnp.asarray(np.random.default_rng(2).standard_normal(model.clip_shape(clips), dtype=np.float32))
-        params = TimeSformer(**fields).init(jax.random.key(0), video[:1])["params"]
+        params = jax.jit(TimeSformer(**fields).init)(jax.random.key(0), video[:1])["params"]
         forward = jax.jit(lambda p, x, m=model: m.apply({"params": p}, x))
         timing = time_calls(lambda: forward(params, video), jax.block_until_ready, warmup=2, repeats=repeats)
         out[impl] = {"clips_per_s": clips / timing.median_s, "videos_per_s_3_views": batch_size / timing.median_s,

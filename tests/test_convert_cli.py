@@ -151,5 +151,5 @@ def test_architecture_comes_from_the_checkpoint(timm_pth):
         convert_checkpoint(timm_pth, preset="timesformer_tiny", hidden_size=64, num_heads=HEADS)
     with pytest.raises(ValueError, match="not a positive multiple of the patch size 8"):
         convert_checkpoint(timm_pth, preset="timesformer_tiny", image_size=36, num_heads=HEADS)
-    with pytest.raises(ValueError, match=r"cannot infer the head count.*--num-heads"):
+    with pytest.raises(ValueError, match=r"cannot infer the head count.*--num_heads"):
         convert_checkpoint(timm_pth, preset="timesformer_base")  # width 48: no preset match, not 64 per head

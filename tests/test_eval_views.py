@@ -104,7 +104,7 @@ def test_predict_runs_where_tensorflow_cannot_be_imported(tmp_path):
         import timesformer_jax
         from timesformer_jax.inference import classify
         module = timesformer_jax.create_model("timesformer_tiny", num_classes=3, num_frames=2, image_size=32)
-        params = module.init(jax.random.key(0), np.zeros(module.clip_shape(), np.float32))["params"]
+        params = jax.jit(module.init)(jax.random.key(0), np.zeros(module.clip_shape(), np.float32))["params"]
         model = timesformer_jax.PretrainedTimeSformer(module, params)
         (prediction,) = classify(model, {str(path)!r}, k=2)
         assert prediction.error is None, prediction.error

@@ -69,7 +69,7 @@ def test_shipped_configs_load_by_name_and_paths_still_work(tmp_path):
 
 def test_one_export_serves_cpu_cuda_and_tpu(tmp_path):
     module = timesformer_jax.create_model("timesformer_tiny", num_classes=3, num_frames=2, image_size=32)
-    params = module.init(jax.random.key(0), np.zeros(module.clip_shape(), np.float32))["params"]
+    params = jax.jit(module.init)(jax.random.key(0), np.zeros(module.clip_shape(), np.float32))["params"]
     model = timesformer_jax.PretrainedTimeSformer(module.clone(attention_impl="cudnn"), params)
     path, sidecar = export_model(model, tmp_path / "m.jax", platforms="cpu,cuda,tpu")
     restored = export.deserialize(path.read_bytes())
@@ -77,7 +77,7 @@ def test_one_export_serves_cpu_cuda_and_tpu(tmp_path):
     # cuDNN's kernel cannot run on the CPU or a TPU: the file holds XLA's attention, and says so
     assert "cudnn" not in restored.mlir_module() and "xla" in sidecar.read_text()
     clip = np.random.default_rng(0).normal(size=(3, 2, 32, 32, 3)).astype(np.float32)
-    expected = module.apply({"params": params}, clip)
+    expected = jax.jit(module.apply)({"params": params}, clip)
     np.testing.assert_allclose(restored.call(clip), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="among cpu, cuda, rocm, tpu; got gpu"):
         check_platforms("gpu")

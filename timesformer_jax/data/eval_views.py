@@ -63,27 +63,32 @@ def _taps(size: int, new_size: int, antialias: bool) -> tuple[np.ndarray, np.nda
     return np.clip(index, 0, size - 1), weight.astype(np.float32)
 
 
-def _resample_axis(frames: np.ndarray, axis: int, new_size: int, antialias: bool) -> np.ndarray:
-    index, weight = _taps(frames.shape[axis], new_size, antialias)
-    shape = [1] * frames.ndim
+def _resample_axis(frame: np.ndarray, axis: int, new_size: int, antialias: bool) -> np.ndarray:
+    """One frame (H, W, C), uint8 or float, resampled along `axis` (0: rows, 1: columns) -> float32. Only the
+    gathered samples are converted to float32, never the whole source frame."""
+    index, weight = _taps(frame.shape[axis], new_size, antialias)
+    shape = [1] * frame.ndim
     shape[axis] = new_size
-    if not antialias or frames.shape[axis] <= new_size:
+    if index.shape[1] == 2 and (not antialias or frame.shape[axis] <= new_size):
         # a + (b - a) * t, the order of operations of the compiled TensorFlow resampler
-        a = np.take(frames, index[:, 0], axis=axis)
-        b = np.take(frames, index[:, 1], axis=axis)
+        a = np.take(frame, index[:, 0], axis=axis).astype(np.float32)
+        b = np.take(frame, index[:, 1], axis=axis).astype(np.float32)
         return a + (b - a) * weight[:, 1].reshape(shape)
-    out = np.zeros(frames.shape[:axis] + (new_size,) + frames.shape[axis + 1:], np.float32)
+    out = np.zeros(frame.shape[:axis] + (new_size,) + frame.shape[axis + 1:], np.float32)
     for k in range(index.shape[1]):
-        out += np.take(frames, index[:, k], axis=axis) * weight[:, k].reshape(shape)
+        out += np.take(frame, index[:, k], axis=axis).astype(np.float32) * weight[:, k].reshape(shape)
     return out
 
 
-def resize_short_side(frames: np.ndarray, short_side: int, antialias: bool = False) -> np.ndarray:
-    """frames (T, H, W, 3) uint8 or float -> (T, H', W', 3) float32 with min(H', W') == short_side: rows, then
-    columns, bilinear with half-pixel centres (antialiased on downscales when `antialias`)."""
-    new_h, new_w = short_side_size(frames.shape[1], frames.shape[2], short_side)
-    frames = np.asarray(frames, np.float32)
-    return _resample_axis(_resample_axis(frames, 1, new_h, antialias), 2, new_w, antialias)
+def resize_short_side(frames, short_side: int, antialias: bool = False) -> np.ndarray:
+    """Frames ((T, H, W, 3) array or a sequence of (H, W, 3) frames, uint8 or float) -> (T, H', W', 3) float32
+    with min(H', W') == short_side: rows, then columns, bilinear with half-pixel centres (antialiased on
+    downscales when `antialias`). Frame by frame: memory holds one source frame's resampled rows at a time."""
+    resized = []
+    for frame in frames:
+        new_h, new_w = short_side_size(frame.shape[0], frame.shape[1], short_side)
+        resized.append(_resample_axis(_resample_axis(frame, 0, new_h, antialias), 1, new_w, antialias))
+    return np.stack(resized)
 
 
 def uniform_crop(frames: np.ndarray, crop_size: int, spatial_index: int) -> np.ndarray:
@@ -113,7 +118,7 @@ def crops(frames: np.ndarray, config: ClipConfig) -> np.ndarray:
     return np.stack([uniform_crop(frames[v * t : (v + 1) * t], config.crop_size, s) for v in range(nt) for s in spatial])
 
 
-def view_clips(frames: np.ndarray, config: ClipConfig) -> np.ndarray:
-    """The test views from the frames `view_indices` named, in its order (uint8 (nt * T, H, W, 3)) ->
-    (num_views, T, crop, crop, 3) float32 normalised."""
+def view_clips(frames, config: ClipConfig) -> np.ndarray:
+    """The test views from the frames `view_indices` named, in its order (uint8 (nt * T, H, W, 3), or a sequence
+    of (H, W, 3) frames) -> (num_views, T, crop, crop, 3) float32 normalised."""
     return crops(resize_short_side(frames, config.crop_size, config.antialias), config)

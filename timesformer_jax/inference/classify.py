@@ -115,8 +115,7 @@ def read_views(path: str | Path, config, warnings: list[str] | None = None) -> n
         problems += [p for p in stream.report.problems() if "resolution" in p]
     if warnings is not None and problems:
         warnings.append("; ".join(problems))
-    stacked = np.stack([frames[int(i)] for i in indices])
-    return view_clips(stacked, config)
+    return view_clips([frames[int(i)] for i in indices], config)  # the decoded frames, not copies
 
 
 def aggregate_views(view_logits: np.ndarray, aggregate: str = "logits") -> tuple[np.ndarray, np.ndarray]:
