@@ -27,13 +27,17 @@ import json
 import os
 import sys
 
-os.environ.setdefault("JAX_PLATFORMS", "cpu")  # compile-only devices; nothing runs here
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import jax
+from absl import flags
+from ml_collections import config_flags
 
-from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-from timesformer_jax.cli.absl_command import run_absl  # noqa: E402
-from timesformer_jax.train.config_cli import parse_flags  # noqa: E402
+from timesformer_jax.cli.absl_command import run_absl
+from timesformer_jax.train.config_cli import parse_flags
+
+# Compile-only devices: nothing runs here, so no backend but the CPU starts (a GPU plugin would check its CUDA
+# libraries, a TPU one look for chips). Set on jax's config, not the environment: the package has imported jax.
+if not os.environ.get("JAX_PLATFORMS"):
+    jax.config.update("jax_platforms", "cpu")
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py[:scheme]).")
 _TARGET = flags.DEFINE_string("target", None, "v5p-256, v4-128, v5litepod-256, v6e-256, v5p:4x4x8, h100x8, ...")
@@ -41,7 +45,7 @@ _NUM_HOSTS = flags.DEFINE_integer("num_hosts", 1, "GPU targets: hosts (each with
 _STEPS = flags.DEFINE_list("steps", ["train", "eval"], "Which steps to compile: train, eval.")
 _JSON = flags.DEFINE_string("json", None, "Also write the report as JSON to this file.")
 _SAVE = flags.DEFINE_string("save", None, "Also serialize the compiled train step to this file (for "
-                            "`timesformer train` --config.aot_executable=FILE on the target).")
+                            "`timesformer train --config.aot_executable=FILE` on the target).")
 _NUM_TRAIN = flags.DEFINE_integer("num_train_examples", None, "Training split size, which fixes the compiled "
                                   "learning-rate schedule; needed with --save.")
 flags.mark_flags_as_required(["config", "target"])

@@ -93,7 +93,7 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.label_smoothing = 0.0
     config.seed = 0
     config.shuffle_buffer = 512
-    config.aot_executable = ""  # a train step compiled ahead of time for this run (`timesformer compile` --save)
+    config.aot_executable = ""  # a train step compiled ahead of time for this run (`timesformer compile --save`)
     # converted checkpoint dir (`timesformer convert`), a ViT/TimeSformer file or a training workdir; its architecture
     # (width, depth, heads, patch, MLP) replaces the config's (train/resolved_config.py)
     config.init_checkpoint = ""

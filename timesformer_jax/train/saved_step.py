@@ -39,5 +39,5 @@ def load_train_step(path: str | Path, expected_meta: dict | None = None) -> jax.
                        for key, value in expected_meta.items() if saved["meta"].get(key) != value]
         if differences:
             raise ValueError(f"the compiled train step {path} does not match this run (" + "; ".join(differences)
-                             + "): recompile it with `timesformer compile` --save")
+                             + "): recompile it with `timesformer compile --save`")
     return deserialize_and_load(saved["executable"], saved["in_tree"], saved["out_tree"])
