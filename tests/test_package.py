@@ -87,3 +87,14 @@ def test_python_dash_m_is_the_command():
     done = subprocess.run([sys.executable, "-m", "timesformer_jax", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and "build-dataset" in done.stdout
+
+
+def test_config_flag_takes_a_shipped_name(capsys):
+    from timesformer_jax.train.config_cli import with_shipped_config
+
+    (_, flag) = with_shipped_config(["timesformer train", "--config=k400_base:joint_space_time"])
+    assert flag == f"--config={config_path('k400_base')}:joint_space_time"
+    assert with_shipped_config(["p", "--config", "demo"])[2] == str(config_path("demo"))
+    with pytest.raises(SystemExit):
+        with_shipped_config(["p", "--config", "k400_bas"])
+    assert "no config file 'k400_bas'" in capsys.readouterr().err
