@@ -98,3 +98,18 @@ def test_config_flag_takes_a_shipped_name(capsys):
     with pytest.raises(SystemExit):
         with_shipped_config(["p", "--config", "k400_bas"])
     assert "no config file 'k400_bas'" in capsys.readouterr().err
+
+
+def test_library_chatter_is_filtered_and_real_warnings_are_not():
+    import logging
+
+    def kept(message, path):
+        return cli._not_library_chatter(logging.LogRecord("absl", logging.WARNING, path, 1, message, None, None))
+
+    site = "/venv/lib/python3.11/site-packages"
+    assert not kept("calling map_fn_v2 (from tensorflow.python.ops.map_fn) with dtype is deprecated",
+                    f"{site}/tensorflow/python/util/deprecation.py")
+    assert not kept("`FeatureConnector.dtype` is deprecated", f"{site}/tensorflow_datasets/core/features/feature.py")
+    assert not kept("Requested `tracked_metric`; did not provide metrics.", f"{site}/orbax/checkpoint/checkpoint_manager.py")
+    assert kept("Failed to save checkpoint: disk full", f"{site}/orbax/checkpoint/checkpoint_manager.py")
+    assert kept("train_step is deprecated", "/work/my_code.py")  # not a library's own deprecation
