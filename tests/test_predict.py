@@ -1,6 +1,7 @@
 """Classifying video files: the frames and crops of the official test protocol, logits against a torch
 re-implementation of the official test transform, labels, bad files next to good ones, the CLI's JSON."""
 import dataclasses
+from pathlib import Path
 import json
 import math
 from fractions import Fraction
@@ -345,22 +346,11 @@ def test_local_path_wins_over_a_hub_id(tmp_path, hf_dir, monkeypatch):
 
 EXPORT_SCRIPT = """
 import sys
-
-
-class OnlyJax:  # what a venv holding only jax and flatbuffers can import (and the standard library)
-    allowed = {"jax", "jaxlib", "numpy", "ml_dtypes", "opt_einsum", "scipy", "flatbuffers"}
-
-    def find_spec(self, name, path=None, target=None):
-        top = name.split(".")[0]
-        if top not in self.allowed and top not in sys.stdlib_module_names and not top.startswith("_"):
-            raise ModuleNotFoundError(f"{name} is not installed beside jax")
-
-
-sys.meta_path.insert(0, OnlyJax())
 import numpy as np
 from jax import export
 model = export.deserialize(open(sys.argv[1], "rb").read())
 assert model.platforms == ("cpu", "cuda", "tpu"), model.platforms
+assert "timesformer_jax" not in sys.modules and "flax" not in sys.modules
 for batch in (1, 3):
     clip = np.load(sys.argv[2])[:batch]
     np.save(sys.argv[3] + f"_{batch}.npy", np.asarray(model.call(clip)))
@@ -383,8 +373,18 @@ def test_exported_model_reloads_in_a_fresh_process(tmp_path, hf_dir):
     assert description["input"]["shape"] == ["batch", 4, 32, 32, 3] and description["class_names"][0] == "action_0"
     clip = np.random.default_rng(4).normal(size=(3, 4, 32, 32, 3)).astype(np.float32)
     np.save(tmp_path / "clip.npy", clip)
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    done = subprocess.run([sys.executable, "-c", EXPORT_SCRIPT, str(tmp_path / "model.jax"), str(tmp_path / "clip.npy"),
+    # What a venv holding only jax and flatbuffers (and what they install) can import: those packages of this
+    # environment on the path, the standard library, and no site-packages (-S)
+    only_jax = tmp_path / "only_jax"
+    only_jax.mkdir()
+    site = Path(np.__file__).parents[1]
+    allowed = ("jax", "jaxlib", "numpy", "ml_dtypes", "opt_einsum", "scipy", "flatbuffers")
+    for entry in site.iterdir():
+        name = entry.name.lower().replace("-", "_")
+        if any(name == a or name.startswith((f"{a}.", f"{a}_", f"{a}-")) for a in allowed) and "plugin" not in name:
+            (only_jax / entry.name).symlink_to(entry)
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(only_jax))
+    done = subprocess.run([sys.executable, "-S", "-c", EXPORT_SCRIPT, str(tmp_path / "model.jax"), str(tmp_path / "clip.npy"),
                            str(tmp_path / "out")], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "OK" in done.stdout, done.stderr[-3000:]
     live = np.asarray(timesformer_jax.load_pretrained(hf_dir)(clip))
