@@ -174,6 +174,7 @@ def test_folder_with_a_bad_file_is_resumable(tmp_path):
     assert "0 video(s) done, 2 already done before with the same settings, 1 failed" in messages[-1]
 
 
+@pytest.mark.slow  # ~27 s on a 2-core CPU: three runs of the folder tool
 def test_features_of_same_named_videos_never_collide_and_stale_results_are_recomputed(tmp_path):
     model = random_model()
     checkpoint = save_converted(tmp_path / "ckpt", model.config, model.params, {"source": "test"})

@@ -169,7 +169,9 @@ def test_padded_attention_equals_unpadded_attention_and_its_gradients():
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-@pytest.mark.parametrize("policy", ["nothing", "dots_no_batch", "dots"])
+# one policy in `make test`, all three in CI (each compiles a remat train step: ~20 s on a 2-core CPU)
+@pytest.mark.parametrize("policy", ["nothing", pytest.param("dots_no_batch", marks=pytest.mark.slow),
+                                    pytest.param("dots", marks=pytest.mark.slow)])
 def test_remat_policies_change_memory_not_results(policy):
     """Every remat policy computes the same loss and gradients as no remat (remat only recomputes)."""
     fields = dict(image_size=32, num_frames=4, patch_size=8, hidden_size=32, depth=2, num_heads=2, mlp_dim=64,
