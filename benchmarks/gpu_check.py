@@ -39,6 +39,7 @@ from timesformer_jax.bench.compiled import compiled_cost, compiled_steps  # noqa
 from timesformer_jax.bench.timing import time_calls  # noqa: E402
 from timesformer_jax.flag_spelling import ArgumentParser  # noqa: E402
 from timesformer_jax.model import ATTENTION_TYPES, TimeSformer  # noqa: E402
+from timesformer_jax.model.attention import local_platform  # noqa: E402
 from timesformer_jax.model.flops import forward_flops  # noqa: E402
 from timesformer_jax.model.presets import preset_config  # noqa: E402
 from timesformer_jax.parallel.mesh import create_mesh  # noqa: E402
@@ -63,13 +64,6 @@ def model_fields(tiny: bool) -> dict:
     return preset_config("timesformer_base", num_frames=8, image_size=224, num_classes=400)
 
 
-def platform() -> str:
-    device = jax.devices()[0]
-    if device.platform == "gpu":
-        return "rocm" if "rocm" in device.client.platform_version.lower() else "cuda"
-    return device.platform
-
-
 def chip_peak_flops() -> float | None:
     """Dense bf16 FLOP/s of this device, where `aot.chips` knows it (H100, H200, TPUs)."""
     kind = jax.devices()[0].device_kind.lower()
@@ -80,7 +74,7 @@ def chip_peak_flops() -> float | None:
 
 
 def implementations() -> list[str]:
-    return ["xla", "cudnn"] if platform() == "cuda" else ["xla"]
+    return ["xla", "cudnn"] if local_platform() == "cuda" else ["xla"]
 
 
 class Results:
@@ -109,7 +103,7 @@ def environment(fields: dict, batch_size: int) -> dict:
     except ImportError:
         torch_version = None
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "device": device.device_kind,
-            "platform": platform(), "jax": jax.__version__, "torch": torch_version,
+            "platform": local_platform(), "jax": jax.__version__, "torch": torch_version,
             "memory_limit_gib": stats.get("bytes_limit", 0) / GIB or None, "peak_bf16_tflops":
             (chip_peak_flops() or 0) / 1e12 or None, "model": {k: fields[k] for k in
             ("hidden_size", "depth", "num_heads", "num_frames", "image_size", "num_classes")},
@@ -162,8 +156,8 @@ def relative_l2(a, b) -> float:
 
 
 def equality_section(fields: dict) -> dict:
-    if platform() != "cuda":
-        return {"skipped": f"cuDNN attention needs an NVIDIA GPU; this is {platform()}"}
+    if local_platform() != "cuda":
+        return {"skipped": f"cuDNN attention needs an NVIDIA GPU; this is {local_platform()}"}
     model = TimeSformer(**fields)
     video = jnp.asarray(np.random.default_rng(1).standard_normal(model.clip_shape(2), dtype=np.float32))
     params = jax.jit(model.init)(jax.random.key(0), video)["params"]
@@ -215,7 +209,7 @@ def pytorch_section(fields: dict, batch_size: int, repeats: int, ours: dict) -> 
         return {"skipped": missing}
     import torch
 
-    device = "cuda" if platform() == "cuda" and torch.cuda.is_available() else "cpu"
+    device = "cuda" if local_platform() == "cuda" and torch.cuda.is_available() else "cpu"
     sync = (lambda _: torch.cuda.synchronize()) if device == "cuda" else (lambda x: x)
     fields = {**{k: v for k, v in fields.items() if k != "dtype"}, "attention_type": "divided_space_time"}
     forward, train_step = reference_calls(fields, batch_size, threads=os.cpu_count() or 1, device=device,

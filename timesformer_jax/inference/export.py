@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from jax import export
 
 from timesformer_jax.atomic_write import write_atomically
+from timesformer_jax.model.attention import local_platform
 from timesformer_jax.protocol import protocol_of_clip
 
 
@@ -38,14 +39,6 @@ def _dtype_name(dtype) -> str | None:
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 # attention kernels that exist on one platform only
 KERNEL_PLATFORMS = {"cudnn": "cuda", "splash": "tpu"}
-
-
-def local_platform() -> str:
-    """The export name of this process's default JAX platform: "cpu", "cuda", "rocm" or "tpu"."""
-    device = jax.devices()[0]
-    if device.platform == "gpu":
-        return "rocm" if "rocm" in device.client.platform_version.lower() else "cuda"
-    return device.platform
 
 
 def default_platforms() -> tuple[str, ...]:

@@ -53,6 +53,15 @@ class LogicalDense(nn.Module):
 # XLA and cuDNN implementations, and the Pallas TPU splash kernel (`splash.py`).
 ATTENTION_IMPLS = ("xla", "cudnn", "splash")
 
+
+def local_platform() -> str:
+    """This process's default JAX platform as kernels and `jax.export` name it: "cpu", "cuda", "rocm" or "tpu"."""
+    device = jax.devices()[0]
+    if device.platform == "gpu":
+        return "rocm" if "rocm" in device.client.platform_version.lower() else "cuda"
+    return device.platform
+
+
 # cuDNN's fused attention trains only on even group lengths (jax's flash-attention check rejects the gradient
 # of Q = KV = 197 or 1569); groups are padded to a multiple of this for it.
 CUDNN_LENGTH_MULTIPLE = 8
