@@ -235,22 +235,24 @@ def epoch_batches(exp: Experiment, step: int):
 
 def host_batches(exp: Experiment, first_step: int):
     """The host batches of steps `first_step + 1` .. `exp.last_step`, epoch after epoch. The next epoch's
-    pipeline is built and warmed up on a thread while this one trains: building it at the boundary (tracing,
-    opening files, filling the shuffle buffer) idled the accelerator ~4 s an epoch in the demo."""
+    pipeline is built on this thread when an epoch starts, and warmed up (its shuffle buffer filled, its first
+    batch made) on another while the epoch trains: building it at the boundary idled the accelerator ~4 s an epoch
+    in the demo. Building it on the other thread as well stalled the demo for 5-21 s at some epoch boundaries on
+    one or two CPU cores (the build traces the pipeline's functions in Python, competing for the GIL with the
+    thread that runs the steps); built here, the demo's boundaries on one core took 3-4 s, evaluation included."""
 
-    def started(step: int):
-        iterator = epoch_batches(exp, step).as_numpy_iterator()
-        first = next(iterator, None)
-        return iter(()) if first is None else itertools.chain([first], iterator)
+    def started(numpy_batches):
+        first = next(numpy_batches, None)
+        return iter(()) if first is None else itertools.chain([first], numpy_batches)
 
     with ThreadPoolExecutor(1, thread_name_prefix="next-epoch") as prefetcher:
         step = first_step
-        upcoming = prefetcher.submit(started, step)
+        upcoming = prefetcher.submit(started, epoch_batches(exp, step).as_numpy_iterator())
         while step < exp.last_step:
             batches = upcoming.result()
             next_start = (step // exp.steps_per_epoch + 1) * exp.steps_per_epoch
             if next_start < exp.last_step:
-                upcoming = prefetcher.submit(started, next_start)
+                upcoming = prefetcher.submit(started, epoch_batches(exp, next_start).as_numpy_iterator())
             for batch in batches:
                 yield batch
             step = next_start
