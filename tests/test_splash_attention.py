@@ -53,6 +53,29 @@ def test_splash_over_several_kernel_blocks_matches_xla_values_and_gradients():
         assert float(jnp.abs(g - w).max()) <= 1e-4 * float(jnp.abs(w).max())
 
 
+def test_long_groups_get_blocks_whose_metadata_fits_the_scalar_memory(monkeypatch):
+    from timesformer_jax.model import splash
+
+    for length in (8, 197, 1569, 37633, 75265, 301057):
+        block = splash.splash_block(length)
+        assert block % SPLASH_BLOCK == 0 and -(-length // block) <= splash.MAX_BLOCKS_PER_SIDE
+        assert block == SPLASH_BLOCK or -(-length // (block // 2)) > splash.MAX_BLOCKS_PER_SIDE  # the smallest
+    # The kernel with a larger block (as a very long group gets it) still matches XLA, values and gradients: 300
+    # tokens with at most 2 blocks per side run in blocks of 256.
+    monkeypatch.setattr(splash, "MAX_BLOCKS_PER_SIDE", 2)
+    assert splash.splash_block(300) == 256
+    q, k, v = (jax.random.normal(key, (1, 300, 1, 16)) for key in jax.random.split(jax.random.PRNGKey(2), 3))
+
+    def loss(attention):
+        return lambda q, k, v: jnp.sum(jnp.sin(attention(q, k, v)))
+
+    np.testing.assert_allclose(splash_attention(q, k, v), jax.nn.dot_product_attention(q, k, v), atol=1e-5)
+    got = jax.grad(loss(splash_attention), argnums=(0, 1, 2))(q, k, v)
+    want = jax.grad(loss(jax.nn.dot_product_attention), argnums=(0, 1, 2))(q, k, v)
+    for g, w in zip(got, want):
+        assert float(jnp.abs(g - w).max()) <= 1e-4 * float(jnp.abs(w).max())
+
+
 def test_splash_in_bfloat16_follows_float32_attention():
     q, k, v = (jax.random.normal(key, (2, 9, 2, 16)) for key in jax.random.split(jax.random.PRNGKey(0), 3))
     want = jax.nn.dot_product_attention(q, k, v)
