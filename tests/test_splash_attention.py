@@ -53,15 +53,21 @@ def test_splash_over_several_kernel_blocks_matches_xla_values_and_gradients():
         assert float(jnp.abs(g - w).max()) <= 1e-4 * float(jnp.abs(w).max())
 
 
-def test_long_groups_get_blocks_whose_metadata_fits_the_scalar_memory(monkeypatch):
+def test_long_groups_get_blocks_whose_metadata_fits_the_scalar_memory():
     from timesformer_jax.model import splash
 
-    for length in (8, 197, 1569, 37633, 75265, 301057):
+    for length in (8, 197, 1569, 37633, 40961, 75265, 301057):
         block = splash.splash_block(length)
         assert block % SPLASH_BLOCK == 0 and -(-length // block) <= splash.MAX_BLOCKS_PER_SIDE
         assert block == SPLASH_BLOCK or -(-length // (block // 2)) > splash.MAX_BLOCKS_PER_SIDE  # the smallest
-    # The kernel with a larger block (as a very long group gets it) still matches XLA, values and gradients: 300
-    # tokens with at most 2 blocks per side run in blocks of 256.
+
+
+@pytest.mark.slow  # another interpret-mode kernel (about 15 s); the block rule above is in the fast set
+def test_splash_in_larger_blocks_matches_xla_values_and_gradients(monkeypatch):
+    """The kernel in the larger blocks a very long group gets: 300 tokens with at most 2 blocks per side run in
+    blocks of 256."""
+    from timesformer_jax.model import splash
+
     monkeypatch.setattr(splash, "MAX_BLOCKS_PER_SIDE", 2)
     assert splash.splash_block(300) == 256
     q, k, v = (jax.random.normal(key, (1, 300, 1, 16)) for key in jax.random.split(jax.random.PRNGKey(2), 3))
