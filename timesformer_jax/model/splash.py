@@ -2,7 +2,8 @@
 
 q, k, v: (G, L, heads, head_dim) -> (G, L, heads, head_dim), as `jax.nn.dot_product_attention`. Groups are padded
 to a multiple of the kernel's block (`splash_block`: 128 tokens, larger for very long groups) and the padding is
-its own segment, so no real token attends to it and the padded rows are dropped. The kernel does not scale q; it is scaled by 1/sqrt(head_dim) here.
+its own segment, so no real token attends to it and the padded rows are dropped. The kernel does not scale q;
+it is scaled by 1/sqrt(head_dim) here.
 
 A Mosaic kernel cannot be partitioned by the compiler, so under a mesh (`parallel.sharding_context`) the call runs
 in `jax.shard_map`: groups split over the mesh axes the logical `batch` axis maps to, heads over those of
