@@ -1,10 +1,10 @@
 """Classifying video files: the frames and crops of the official test protocol, logits against a torch
 re-implementation of the official test transform, labels, bad files next to good ones, the CLI's JSON."""
 import dataclasses
-from pathlib import Path
 import json
 import math
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
