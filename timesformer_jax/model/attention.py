@@ -2,6 +2,7 @@
 axes. Which tokens form a group is the scheme's business (`schemes.py`)."""
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import flax.linen as nn
@@ -13,6 +14,27 @@ from timesformer_jax.model.splash import splash_attention
 Dtype = jnp.dtype
 
 dense_init = nn.initializers.truncated_normal(stddev=0.02)  # the official init of every Linear
+
+# How the dense kernels (every Linear, the patch embedding, the head) start: "official" draws them from a
+# truncated normal of std 0.02, as the official code and ViT do (widths of 768 and more, where a layer then
+# starts with a gain of about 0.5); "fan_in" scales the std to 1/sqrt(fan in), so every layer starts with about
+# unit gain at any width (at width 64 a std of 0.02 gives layers of gain 0.16: near-uniform attention, tiny
+# branches). The stages' output projections (`<stage>_fc`), position embedding and cls token keep their own inits.
+WEIGHT_INITS = ("official", "fan_in")
+
+
+def kernel_init(weight_init: str, num_in: int = 1) -> Callable:
+    """The initializer `weight_init` (WEIGHT_INITS) names for a kernel whose first `num_in` axes are its inputs."""
+    if weight_init == "official":
+        return dense_init
+    if weight_init != "fan_in":
+        raise ValueError(f"unknown weight_init {weight_init!r}; expected one of {WEIGHT_INITS}")
+
+    def init(key, shape, dtype=jnp.float32):
+        fan_in = math.prod(shape[:num_in])
+        return nn.initializers.truncated_normal(stddev=1.0 / math.sqrt(fan_in))(key, shape, dtype)
+
+    return init
 
 
 class LogicalDense(nn.Module):
@@ -115,6 +137,7 @@ class Attention(nn.Module):
     attention_dropout_rate: float = 0.0
     attention_impl: str | None = None  # None or one of ATTENTION_IMPLS
     splash_min_length: int = 0  # with "splash": shorter groups use XLA's attention
+    weight_init: str = "official"  # one of WEIGHT_INITS
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -132,6 +155,7 @@ class Attention(nn.Module):
             self.dtype,
             self.param_dtype,
             use_bias=self.qkv_bias,
+            kernel_init=kernel_init(self.weight_init),
         )(x)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (G, L, heads, head_dim)
         use_dropout = self.attention_dropout_rate > 0.0 and not deterministic
@@ -146,6 +170,7 @@ class Attention(nn.Module):
         else:
             out = fused_attention(q, k, v, self.attention_impl, self.splash_min_length)
         y = logical_dense(
-            width, ("heads", "kv", "embed"), ("embed",), "proj", self.dtype, self.param_dtype, num_in=2
+            width, ("heads", "kv", "embed"), ("embed",), "proj", self.dtype, self.param_dtype, num_in=2,
+            kernel_init=kernel_init(self.weight_init, num_in=2),
         )(out)
         return nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from timesformer_jax.model.attention import ATTENTION_IMPLS
+from timesformer_jax.model.attention import ATTENTION_IMPLS, WEIGHT_INITS
 from timesformer_jax.model.schemes import get_scheme
 from timesformer_jax.model.timesformer import TimeSformer
 
@@ -60,6 +60,7 @@ _FIELD_VALUES = {
        for name in ("dropout_rate", "attention_dropout_rate", "drop_path_rate")},
     **{name: (lambda v: _is_number(v, 0.0), "a number >= 0")
        for name in ("time_embed_init_std", "stage_fc_init_std")},
+    "weight_init": (lambda v: v in WEIGHT_INITS, f"one of {', '.join(map(repr, WEIGHT_INITS))}"),
     "attention_impl": (lambda v: v is None or v in ATTENTION_IMPLS,
                        f"None (chosen per platform) or one of {', '.join(map(repr, ATTENTION_IMPLS))}"),
     **{name: (lambda v: isinstance(v, (bool, np.bool_)), "True or False")

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from timesformer_jax.model.attention import Attention, dense_init, logical_dense
+from timesformer_jax.model.attention import Attention, dense_init, kernel_init, logical_dense
 from timesformer_jax.model.schemes import Scheme, Stage, get_scheme
 from timesformer_jax.model.embeddings import resize_pos_embed, resize_time_embed
 
@@ -58,16 +58,20 @@ class Mlp(nn.Module):
 
     mlp_dim: int
     dropout_rate: float = 0.0
+    weight_init: str = "official"  # attention.WEIGHT_INITS
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
         width = x.shape[-1]
-        x = logical_dense(self.mlp_dim, ("embed", "mlp"), ("mlp",), "fc1", self.dtype, self.param_dtype)(x)
+        init = kernel_init(self.weight_init)
+        x = logical_dense(self.mlp_dim, ("embed", "mlp"), ("mlp",), "fc1", self.dtype, self.param_dtype,
+                          kernel_init=init)(x)
         x = nn.gelu(x, approximate=False)
         x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
-        x = logical_dense(width, ("mlp", "embed"), ("embed",), "fc2", self.dtype, self.param_dtype)(x)
+        x = logical_dense(width, ("mlp", "embed"), ("embed",), "fc2", self.dtype, self.param_dtype,
+                          kernel_init=init)(x)
         return nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
 
 
@@ -102,6 +106,7 @@ class Block(nn.Module):
     attention_impl: str | None = None
     splash_min_length: int = 0
     stage_fc_init_std: float = 0.0
+    weight_init: str = "official"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -116,6 +121,7 @@ class Block(nn.Module):
             attention_dropout_rate=self.attention_dropout_rate,
             attention_impl=self.attention_impl,
             splash_min_length=self.splash_min_length,
+            weight_init=self.weight_init,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             name=name,
@@ -153,7 +159,8 @@ class Block(nn.Module):
             stage.grouping.check(grid.shape)
             cls, grid = self._stage(stage, cls, grid, drop_path, deterministic, capture_attention)
             grid = nn.with_logical_constraint(grid, GRID_AXES)
-        norm2, mlp = self._norm("norm2"), Mlp(self.mlp_dim, self.dropout_rate, self.dtype, self.param_dtype, name="mlp")
+        norm2 = self._norm("norm2")
+        mlp = Mlp(self.mlp_dim, self.dropout_rate, self.weight_init, self.dtype, self.param_dtype, name="mlp")
         # The MLP is per token: apply it to the cls token and the grid separately instead of concatenating.
         cls_delta, grid_delta = drop_path((mlp(norm2(cls), deterministic), mlp(norm2(grid), deterministic)), deterministic)
         cls, grid = cls + cls_delta, grid + grid_delta
@@ -208,6 +215,9 @@ class TimeSformer(nn.Module):
     # distribution with that standard deviation (the demo uses it to learn frame order from scratch sooner).
     time_embed_init_std: float = 0.0
     stage_fc_init_std: float = 0.0
+    # How the dense kernels start (attention.WEIGHT_INITS): "official" (std 0.02) or "fan_in" (std 1/sqrt(fan in),
+    # unit gain at any width; the demo's width-64 model uses it).
+    weight_init: str = "official"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -278,7 +288,8 @@ class TimeSformer(nn.Module):
             kernel_size=(self.patch_size, self.patch_size),
             strides=(self.patch_size, self.patch_size),
             padding="VALID",
-            kernel_init=nn.with_logical_partitioning(dense_init, (None, None, None, "embed")),
+            kernel_init=nn.with_logical_partitioning(kernel_init(self.weight_init, num_in=3),
+                                                     (None, None, None, "embed")),
             bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)),
             dtype=self.dtype,
             param_dtype=self.param_dtype,
@@ -357,7 +368,8 @@ class TimeSformer(nn.Module):
         self.sow("intermediates", "pre_logits", features)
         if self.num_classes == 0:
             return features.astype(jnp.float32)
-        head = logical_dense(self.num_classes, ("embed", "classes"), ("classes",), "head", self.dtype, self.param_dtype)
+        head = logical_dense(self.num_classes, ("embed", "classes"), ("classes",), "head", self.dtype, self.param_dtype,
+                             kernel_init=kernel_init(self.weight_init))
         return head(features).astype(jnp.float32)
 
 

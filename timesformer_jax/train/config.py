@@ -54,6 +54,7 @@ def base_config(preset: str = "timesformer_base", attention_type: str = "divided
     config.model.time_embed_init_std = 0.0  # 0: zeros, as the official model (see TimeSformer)
     config.model.scan_blocks = False  # the blocks as one nn.scan: faster compiles, stacked block parameters
     config.model.stage_fc_init_std = 0.0  # the stages' output projections (temporal_fc, local_fc, width_fc)
+    config.model.weight_init = "official"  # dense kernels: std 0.02 ("official") or 1/sqrt(fan in) ("fan_in")
     # None: cuDNN fused attention on NVIDIA GPUs in bf16, the splash kernel on TPUs for groups of 512 tokens or
     # more (XLA for the shorter groups of the same model), XLA elsewhere (train.experiment.platform_attention); or
     # "xla" / "cudnn" / "splash"

@@ -34,6 +34,7 @@ RESUMABLE_FIELDS = (
     "model.dtype", "model.remat", "model.remat_policy", "model.attention_impl", "model.splash_min_length",
     "model.drop_path_rate",
     "model.dropout_rate", "model.time_embed_init_std", "model.stage_fc_init_std",
+    "model.weight_init",
     "dataset.data_dir", "dataset.layout", "dataset.eval_split",
     "clip.num_temporal_views", "clip.num_spatial_crops", "clip.antialias", "clip.dtype",
     "eval_aggregation", "label_smoothing", "init_checkpoint", "stop_on_plateau.*",
