@@ -32,8 +32,8 @@ def get_config(arg: str = "divided_space_time"):
     config.model.stage_fc_init_std = 0.02
     # Dense kernels at std 1/sqrt(fan in) instead of the official 0.02 (made for width 768: at width 64 every layer
     # would start with a gain of 0.16), and a time embedding that starts at std 0.3, on the scale of the patch
-    # tokens, instead of zero: divided attention then learns the direction of time in the first two or three
-    # epochs on every seed measured, instead of sitting at the order-blind accuracy for 5 to 30+ epochs depending
+    # tokens, instead of zero: divided attention then learns the direction of time in the first two epochs on
+    # every seed measured (0-9), instead of sitting at the order-blind accuracy for 5 to 30+ epochs depending
     # on the seed (docs/demo.md). Space-only attention has no time embedding.
     config.model.weight_init = "fan_in"
     config.model.time_embed_init_std = 0.3
