@@ -26,8 +26,7 @@ def get_config(arg: str = "divided_space_time"):
     config.model.update(image_size=spec.image_size, num_frames=4, patch_size=8, hidden_size=64, depth=3,
                         num_heads=4, mlp_dim=256, drop_path_rate=0.0)
     # The temporal stages' output projections start small and random instead of at zero (the official init,
-    # which makes a new model order-blind until they grow): divided attention then learns the direction of time
-    # in the first third of the schedule instead of its last half (docs/demo.md). No effect on space-only,
+    # which makes a new model order-blind until they grow; docs/demo.md, Recipe history). No effect on space-only,
     # which has no temporal stage.
     config.model.stage_fc_init_std = 0.02
     # Dense kernels at std 1/sqrt(fan in) instead of the official 0.02 (made for width 768: at width 64 every layer
